@@ -1,0 +1,90 @@
+"""The Fire module (SqueezeNet paper, Section 3.2) and its optional extras.
+
+A Fire module squeezes its input with 1x1 filters (s1x1), then expands with parallel 1x1 (e1x1)
+and 3x3 (e3x3) filters whose outputs are concatenated. Keeping s1x1 < e1x1 + e3x3 limits the
+input channels seen by the 3x3 filters, which is where SqueezeNet saves its parameters.
+
+Attribute names follow torchvision (`squeeze`, `expand1x1`, `expand3x3`) so state dicts are
+interchangeable when the extras (batch norm, squeeze-and-excitation, bypass) are off.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import SqueezeExcitation
+
+BYPASS_KINDS = ("none", "simple", "complex")
+
+
+class Fire(nn.Module):
+    """squeeze 1x1 + ReLU -> [expand 1x1 + ReLU, expand 3x3 + ReLU] concatenated on channels.
+
+    `bypass` adds the paper's Section 6 residual: "identity" when input and output channels
+    match, "conv" for a 1x1 convolution where they differ (complex bypass).
+
+    >>> Fire(96, 16, 64, 64)(torch.zeros(1, 96, 55, 55)).shape
+    torch.Size([1, 128, 55, 55])
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        squeeze: int,
+        expand1x1: int,
+        expand3x3: int,
+        *,
+        batch_norm: bool = False,
+        se_ratio: float = 0.0,
+        bypass: str = "none",
+    ):
+        super().__init__()
+        self.inplanes = in_ch
+        out_ch = expand1x1 + expand3x3
+        self.squeeze = nn.Conv2d(in_ch, squeeze, kernel_size=1, bias=not batch_norm)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, kernel_size=1, bias=not batch_norm)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, kernel_size=3, padding=1, bias=not batch_norm)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+        if batch_norm:
+            self.squeeze_bn = nn.BatchNorm2d(squeeze)
+            self.expand1x1_bn = nn.BatchNorm2d(expand1x1)
+            self.expand3x3_bn = nn.BatchNorm2d(expand3x3)
+        self.batch_norm = batch_norm
+        if se_ratio > 0:
+            self.se = SqueezeExcitation(out_ch, max(1, round(out_ch * se_ratio)))
+        self.bypass = bypass
+        if bypass == "conv":
+            self.bypass_conv = nn.Conv2d(in_ch, out_ch, kernel_size=1, bias=not batch_norm)
+            if batch_norm:
+                self.bypass_bn = nn.BatchNorm2d(out_ch)
+        elif bypass == "identity" and in_ch != out_ch:
+            raise ValueError(f"an identity bypass needs equal channels, got {in_ch} -> {out_ch}")
+        elif bypass not in ("none", "identity", "conv"):
+            raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
+
+    @property
+    def out_channels(self) -> int:
+        return self.expand1x1.out_channels + self.expand3x3.out_channels
+
+    def _branch(self, conv: nn.Conv2d, bn_name: str, x: torch.Tensor) -> torch.Tensor:
+        x = conv(x)
+        return getattr(self, bn_name)(x) if self.batch_norm else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.squeeze_activation(self._branch(self.squeeze, "squeeze_bn", x))
+        out = torch.cat(
+            [
+                self.expand1x1_activation(self._branch(self.expand1x1, "expand1x1_bn", s)),
+                self.expand3x3_activation(self._branch(self.expand3x3, "expand3x3_bn", s)),
+            ],
+            1,
+        )
+        if hasattr(self, "se"):
+            out = self.se(out)
+        if self.bypass == "identity":
+            out = out + x
+        elif self.bypass == "conv":
+            out = out + self._branch(self.bypass_conv, "bypass_bn", x)
+        return out

@@ -1,0 +1,125 @@
+"""Weights as data: where a set of weights lives and the input it expects.
+
+A `Weights` record carries its preprocessing, so a model loaded from converted Caffe weights is fed
+BGR 0-255 pixels minus (104, 117, 123) at 227x227, and one from torchvision RGB [0, 1] with the
+ImageNet mean/std at 224x224. Nothing is downloaded unless the user asks for a URL-backed record on
+a machine with network; a local file path always works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from squeezelab.errors import BadFileError, SqueezelabError
+from squeezelab.preprocessing import CAFFE_IMAGENET, TORCHVISION_IMAGENET, Preprocessing
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """Where a state dict comes from and what it needs: preprocessing, classes, reference figures."""
+
+    name: str
+    model: str
+    url: str | None
+    preprocessing: Preprocessing
+    num_classes: int = 1000
+    num_params: int | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+
+WEIGHTS: dict[str, Weights] = {
+    w.name: w
+    for w in (
+        Weights(
+            "squeezenet1_0.IMAGENET1K_V1", "squeezenet1_0",
+            "https://download.pytorch.org/models/squeezenet1_0-b66bff10.pth",
+            TORCHVISION_IMAGENET, num_params=1_248_424, metrics={"acc@1": 58.092, "acc@5": 80.420},
+        ),
+        Weights(
+            "squeezenet1_1.IMAGENET1K_V1", "squeezenet1_1",
+            "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth",
+            TORCHVISION_IMAGENET, num_params=1_235_496, metrics={"acc@1": 58.178, "acc@5": 80.624},
+        ),
+        Weights(
+            "squeezenet1_0.CAFFE_IMAGENET1K", "squeezenet1_0", None, CAFFE_IMAGENET,
+            num_params=1_248_424, metrics={"acc@1": 57.5, "acc@5": 80.3},
+            note="DeepScale/SqueezeNet v1.0 caffemodel converted to a torchvision-layout state dict",
+        ),
+        Weights(
+            "squeezenet1_1.CAFFE_IMAGENET1K", "squeezenet1_1", None, CAFFE_IMAGENET,
+            num_params=1_235_496,
+            note="DeepScale/SqueezeNet v1.1 caffemodel converted to a torchvision-layout state dict",
+        ),
+    )
+}
+
+
+def resolve_weights(model_name: str, weights, weights_file=None) -> tuple[Weights | None, str | None]:
+    """Turn `weights=` (a record, a record name, 'DEFAULT', or a file path) into (record, path).
+
+    `weights_file` gives the local file for a record without a download address, e.g.
+    `weights="CAFFE_IMAGENET1K", weights_file="squeezenet1_0_caffe.pth"`.
+    """
+    if weights_file is not None:
+        record = resolve_weights(model_name, weights)[0] if weights is not None else None
+        if not Path(weights_file).exists():
+            raise SqueezelabError(f"weights file {weights_file} does not exist")
+        return record, str(weights_file)
+    if weights is None or isinstance(weights, Weights):
+        return weights, None
+    if isinstance(weights, (str, os.PathLike)):
+        text = str(weights)
+        if text.upper() == "DEFAULT":
+            text = f"{model_name}.IMAGENET1K_V1"
+        for key in (text, f"{model_name}.{text}"):
+            if key in WEIGHTS:
+                return WEIGHTS[key], None
+        if Path(text).exists():
+            return None, text
+        known = ", ".join(k for k in WEIGHTS if k.startswith(model_name + ".")) or "none"
+        raise SqueezelabError(
+            f"weights {text!r} is neither a file nor a known record for {model_name} (known: {known})"
+        )
+    raise SqueezelabError(f"weights must be a name, a path or a Weights record, got {type(weights).__name__}")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a torchvision-format state dict or a squeezelab checkpoint's weights, safely."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SqueezelabError(f"weights file {path} does not exist") from None
+    except Exception as exc:  # torch raises many types for a bad file
+        raise BadFileError(f"{path} is not a readable PyTorch weights file ({type(exc).__name__})") from None
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise BadFileError(f"{path} does not hold a state dict of tensors")
+    return data
+
+
+def load_weights(model: nn.Module, weights: Weights | None, path: str | None, *, strict: bool = True) -> None:
+    """Fill `model` from a local file or, for a URL record, torch's download cache."""
+    if path is not None:
+        state = read_state_dict(path)
+    elif weights is not None and weights.url is not None:
+        try:
+            state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise SqueezelabError(
+                f"could not fetch {weights.name} from {weights.url} ({type(exc).__name__}); "
+                "download it elsewhere and pass the file path as weights="
+            ) from None
+    else:
+        raise SqueezelabError(f"{weights.name} has no download address: pass the converted file path as weights=")
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise SqueezelabError(f"weights do not fit the model: {first}") from None

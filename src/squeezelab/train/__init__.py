@@ -1,0 +1,1 @@
+"""Training: the loop, LR schedules, checkpoints and multi-process (DDP) support."""

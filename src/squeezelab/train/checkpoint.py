@@ -1,0 +1,67 @@
+"""Checkpoints that rebuild everything from the file alone, written atomically, read safely.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (no pickled classes),
+so it loads with `torch.load(weights_only=True)`: opening a checkpoint someone sent you cannot run
+their code. It is written to a temporary file and renamed, so a kill at any moment leaves either
+the previous file or the new one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from squeezelab.errors import BadFileError, SqueezelabError
+from squeezelab.models.config import ModelConfig
+from squeezelab.preprocessing import Preprocessing
+from squeezelab.utils.atomic import atomic_write_bytes
+
+FORMAT = "squeezelab-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """Write `payload` (must hold 'model' config dict and 'state_dict') atomically."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a squeezelab checkpoint without executing anything from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SqueezelabError(f"checkpoint {path} does not exist; pass the .pt file that `squeezelab train` wrote")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BadFileError(
+            f"{path} is not a readable squeezelab checkpoint ({type(exc).__name__}); it may be truncated or not a .pt file"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BadFileError(f"{path} is not a squeezelab checkpoint (no '{FORMAT}' marker)")
+    if data.get("version", 0) > VERSION:
+        raise BadFileError(f"{path} is checkpoint version {data['version']}; this squeezelab reads <= {VERSION}: upgrade it")
+    for key in ("model", "state_dict"):
+        if key not in data:
+            raise BadFileError(f"{path} lacks '{key}'; it is incomplete")
+    return data
+
+
+def model_from_checkpoint(data: dict) -> nn.Module:
+    """Rebuild the model (architecture from its config, then weights) with its metadata attached."""
+    config = ModelConfig.from_dict(data["model"])
+    model = config.build()
+    try:
+        model.load_state_dict(data["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise BadFileError(f"checkpoint weights do not fit its architecture: {str(exc).splitlines()[0]}") from None
+    model.classes = list(data.get("classes") or [str(i) for i in range(model.num_classes)])
+    if data.get("preprocessing"):
+        model.preprocessing = Preprocessing.from_dict(data["preprocessing"])
+    model.model_config = config
+    return model.eval()
