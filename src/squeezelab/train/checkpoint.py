@@ -4,6 +4,19 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts (no p
 so it loads with `torch.load(weights_only=True)`: opening a checkpoint someone sent you cannot run
 their code. It is written to a temporary file and renamed, so a kill at any moment leaves either
 the previous file or the new one.
+
+Keys of a checkpoint (every consumer relies on them):
+    format, version          "squeezelab-checkpoint", 1
+    model                    ModelConfig.to_dict(): registry name + options (incl. a pruned table)
+    state_dict               the model's weights
+    classes                  class names, index order
+    preprocessing            Preprocessing.to_dict(): what `predict` and `export` feed the model
+    data                     the data config (spec, image size, the saved val split), so
+                             `eval`/`compress` without --data use the same validation images
+    train, speed             the training and speed configs
+    optimizer, scheduler     state dicts, for --resume
+    rng                      RNG states, for --resume
+    epoch, metrics           last finished epoch; its metrics (val top1 as a fraction, ...)
 """
 
 from __future__ import annotations
