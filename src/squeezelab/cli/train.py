@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", default="digits", help="digits | synthetic[:n=,classes=,size=] | cifar10:ROOT | "
                    "cifar100:ROOT | FOLDER (one sub-folder per class) | LIST.txt ('path label' lines)")
     p.add_argument("--model", default="squeezenet1_1", help="registry name (see `squeezelab models`)")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate after warm-up")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")

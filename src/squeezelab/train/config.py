@@ -17,7 +17,7 @@ class TrainConfig:
     several batches (how the paper's batch 512 fits a small machine).
     """
 
-    epochs: int = 15
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 0.05
     optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"
