@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from squeezelab.cli.output import print_json
@@ -63,6 +64,8 @@ def run_train(args) -> int:
     interactive = not args.json and sys.stdout.isatty()
     result = train(model_factory, data_config, train_config, speed, args.out, resume=args.resume,
                    progress=interactive, log=None if args.json else print)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 prints
+        return 0
     if args.json:
         print_json(result)
     else:
