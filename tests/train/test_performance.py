@@ -42,7 +42,7 @@ def _train(config: performance.SpeedConfig, steps: int = 4) -> tuple[list[float]
 
 def test_fast_path_loss_matches_plain_fp32_path():
     plain_losses, plain = _train(performance.SpeedConfig.plain())
-    fast_losses, fast = _train(performance.SpeedConfig())
+    fast_losses, fast = _train(performance.SpeedConfig(fused_optimizer=True))
     assert plain_losses[0] != plain_losses[-1]  # it trained, so agreement means something
     for got, want in zip(fast_losses, plain_losses):
         assert abs(got - want) <= 1e-4 * abs(want), (fast_losses, plain_losses)
@@ -59,7 +59,8 @@ def test_prepare_model_switches_the_fused_path_and_memory_format():
 
 
 def test_optimizer_options_only_offer_fused_where_accepted():
-    config = performance.SpeedConfig()
+    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig()) == {}
+    config = performance.SpeedConfig(fused_optimizer=True)
     assert performance.optimizer_options(torch.optim.SGD, CPU, config) == {"fused": True}
     assert performance.optimizer_options(torch.optim.AdamW, CPU, config) == {"fused": True}
     assert performance.optimizer_options(torch.optim.LBFGS, CPU, config) == {}
