@@ -26,6 +26,11 @@ from torch import nn
 from squeezelab.models import create_model
 from squeezelab.train import performance
 
+try:
+    from squeezelab.train.loop import train_one_epoch
+except ImportError:  # the trainer is not in this checkout
+    train_one_epoch = None
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -82,7 +87,8 @@ def plain_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
 
 
 def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: performance.SpeedConfig):
-    """squeezelab's training step, through the same performance functions the trainer calls."""
+    """squeezelab's training step: the trainer's own epoch function (squeezelab.train.loop) over
+    one batch, with the model prepared by performance.prepare_model as the trainer does."""
     device = torch.device("cpu")
     model = performance.prepare_model(model, device, config)
     model.train()
@@ -90,6 +96,9 @@ def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: 
         model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
         **performance.optimizer_options(torch.optim.SGD, device, config),
     )
+    if train_one_epoch is not None:
+        return lambda: train_one_epoch(model, [(x, y)], opt, None, device=device, speed=config)
+    # Without the trainer (squeezelab.train.loop), the same calls it makes, written out.
     loss_fn = nn.CrossEntropyLoss()
     xb = performance.prepare_batch(x, device, config)
 
@@ -132,6 +141,20 @@ def measure(case: Case, rounds: int, steps: int, config: performance.SpeedConfig
     }
 
 
+def data_throughput(spec: str, batch: int, seconds: float = 3.0) -> float:
+    """Images/s of the trainer's input pipeline alone (decode-once tensors, batched augmentation)."""
+    from squeezelab.data.config import DataConfig
+    from squeezelab.data.datasets import open_dataset
+
+    data = open_dataset(DataConfig(spec))
+    images, start, epoch = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for x, _ in data.batches("train", batch, epoch=epoch):
+            images += len(x)
+        epoch += 1
+    return images / (time.perf_counter() - start)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--quick", action="store_true", help="squeezenet1_1 at 224 only, fewer rounds")
@@ -159,6 +182,14 @@ def main(argv=None) -> None:
             f"{row['case']:24s} {row['reference']:16.1f} {row['squeezelab']:17.1f} {row['ratio']:6.2f}"
             f"  ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
         )
+    if train_one_epoch is not None:
+        small = next((r for r in rows if r["case"].startswith("small-stem")), None)
+        for spec in ("digits", "synthetic:n=4096,classes=10,size=32"):
+            rate = data_throughput(spec, 256)
+            vs = f", {rate / small['squeezelab']:.1f}x small-stem training" if small else ""
+            print(f"data pipeline {spec} 32x32 b256: {rate:.0f} img/s{vs}")
+    else:
+        print("(trainer not in this checkout: squeezelab side = the performance.py calls it makes)")
     print(f"ratio={rows[-1]['ratio']:.2f}")
 
 
