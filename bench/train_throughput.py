@@ -146,7 +146,7 @@ def data_throughput(spec: str, batch: int, seconds: float = 3.0) -> float:
     from squeezelab.data.config import DataConfig
     from squeezelab.data.datasets import open_dataset
 
-    data = open_dataset(DataConfig(spec))
+    data = open_dataset(DataConfig(spec, image_size=32))
     images, start, epoch = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         for x, _ in data.batches("train", batch, epoch=epoch):
