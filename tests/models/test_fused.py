@@ -31,19 +31,19 @@ def test_conv_relu_matches_relu_of_conv(kernel, stride, padding, bias, channels_
 
 
 @pytest.mark.parametrize("name,kwargs,size", [
-    ("squeezenet1_0", {}, 64),
-    ("squeezenet1_1", {}, 64),
-    ("squeezenet1_1", {"stem": "small"}, 32),
-    ("squeezenet1_1_complex_bypass", {}, 64),
-    ("squeezenet1_1", {"batch_norm": True}, 64),
+    ("squeezenet1_0", {}, 48),
+    ("squeezenet1_1", {}, 40),
+    ("squeezenet1_1", {"stem": "small", "batch_norm": True}, 16),
+    ("squeezenet1_1_complex_bypass", {}, 40),
+    ("squeezenet1_1", {"batch_norm": True}, 40),
 ])
 def test_fused_model_matches_plain_in_values_and_gradients(name, kwargs, size):
     plain = create_model(name, num_classes=7, **kwargs)
     fused = create_model(name, num_classes=7, **kwargs)
     fused.load_state_dict(plain.state_dict())
     fused.set_fused(True)
-    x = torch.randn(3, 3, size, size)
-    y = torch.randint(0, 7, (3,))
+    x = torch.randn(2, 3, size, size)
+    y = torch.randint(0, 7, (2,))
     out = {}
     for label, model in (("plain", plain), ("fused", fused)):
         torch.manual_seed(1)  # the same dropout mask on both
