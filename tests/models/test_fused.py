@@ -63,3 +63,11 @@ def test_fused_switch_keeps_the_state_dict_and_turns_off():
     assert all(m.fused for m in model.modules() if type(m).__name__ == "Fire")
     model.set_fused(False)
     assert not any(m.fused for m in model.modules() if type(m).__name__ == "Fire")
+
+
+def test_tracing_a_fused_model_records_the_plain_ops():
+    model = create_model("squeezenet1_1", num_classes=4).set_fused(True).eval()
+    x = torch.randn(1, 3, 40, 40)
+    traced = torch.jit.trace(model, x)
+    assert "mkldnn" not in str(traced.inlined_graph)
+    torch.testing.assert_close(traced(x), model(x))

@@ -27,6 +27,10 @@ def _onednn_usable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()  # ONNX export and tracing see the plain ops
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
     )
 
 
