@@ -315,7 +315,7 @@ def _decode_shared(body: memoryview, entry: dict, numel: int, gap_bits: int, sou
 
 def _decode_raw(body: memoryview, entry: dict, numel: int, source: str) -> np.ndarray:
     dtype = entry.get("dtype")
-    _expect(dtype in RAW_DTYPES, source, f"{entry['name']} dtype {dtype!r}")
+    _expect(isinstance(dtype, str) and dtype in RAW_DTYPES, source, f"{entry['name']} dtype {dtype!r}")
     blob = _blob(body, entry.get("data"), source, entry["name"])
     kind = np.dtype(RAW_DTYPES[dtype]).newbyteorder("<")
     _expect(len(blob) == numel * kind.itemsize, source, f"{entry['name']} data size")
