@@ -6,9 +6,9 @@ from squeezelab.compress.pipeline import CompressConfig, compress_model, format_
 
 
 def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
-    model = create_model("squeezenet1_1", num_classes=4)
+    model = create_model("squeezenet_meta", base_e=32, incr_e=32, num_classes=4)
     calls = []
-    x = torch.randn(8, 3, 32, 32)
+    x = torch.randn(8, 3, 24, 24)
     y = torch.randint(0, 4, (8,))
 
     def finetune(m, epochs):
@@ -30,7 +30,7 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
                                            finetune=finetune, evaluate=accuracy)
     assert calls == [2, 2]
     assert report.compressed_bytes == len(data)
-    assert report.ratio > 8
+    assert report.ratio > 5  # 5-bit, 30% kept; biases and small layers weigh more in a tiny model
     assert 0.0 <= report.acc_after <= 1.0
     with torch.no_grad():
         assert torch.equal(decoded(x), model.eval()(x))  # the file holds exactly the fine-tuned model
@@ -38,7 +38,7 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
     for key in ("original_bytes", "compressed_bytes", "ratio", "acc_before", "acc_after"):
         assert key in summary
     shared = [layer for layer in summary["layers"] if layer["kind"] == "shared"]
-    assert all(abs(layer["density"] - 0.3) < 0.01 and layer["bits"] == 5 for layer in shared)
+    assert all(abs(layer["density"] - 0.3) < 0.03 and layer["bits"] == 5 for layer in shared)
     assert "x smaller" in format_report(report)
     png = plot_weight_distribution(before, plain_state_dict(decoded), tmp_path / "w.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
