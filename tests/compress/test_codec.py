@@ -197,3 +197,25 @@ def test_fuzz_resigned_headers_only_raise_squeezelab_errors(data):
             h[key] = junk
 
     _only_our_errors(rewrite_header(sqz_bytes, change))
+
+
+def test_nan_preprocessing_is_refused(sqz_bytes):
+    expect_bad(rewrite_header(sqz_bytes, lambda h: h["preprocessing"].update(std=[float("nan")] * 3)), "preprocessing")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bits, paper_bytes", [(8, 660_000), (6, 470_000)])
+def test_squeezenet1_0_at_paper_settings_fits_the_papers_size(bits, paper_bytes):
+    import time
+
+    model = create_model("squeezenet1_0").eval()
+    prune(model, PruneConfig(sparsity=0.67))
+    quantize_(model, QuantConfig(bits=bits))
+    start = time.perf_counter()
+    data, _ = encode(model)
+    loaded = decode(data)
+    assert time.perf_counter() - start < 20  # goal: < 10 s each on 2 idle cores
+    assert len(data) <= paper_bytes
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -385,6 +386,7 @@ def _preprocessing(data: dict, source: str) -> Preprocessing:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data[k])
         for k in ("mean", "std")
     )
+    numbers = numbers and all(math.isfinite(v) for v in data["mean"] + data["std"]) and 0 not in data["std"]
     sizes = all(_is_int(data.get(k), 1, 1 << 14) for k in ("resize", "crop"))
     _expect(numbers and sizes and isinstance(data.get("pixel_range"), (int, float)), source, "preprocessing")
     try:
