@@ -52,3 +52,25 @@ def test_compress_errors_are_one_line_exit_2(cli, checkpoint, tmp_path):
     result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--bits", "12")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "bits" in result.stderr
     assert not (tmp_path / "x.sqz").exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "not_sqz"])  # the library tests cover all four
+def test_eval_of_a_damaged_sqz_is_one_line_exit_2(cli, tmp_path, damage):
+    from squeezelab.compress import PruneConfig, QuantConfig, encode, prune, quantize_
+
+    model = quantize_(prune(create_model("squeezenet1_1", num_classes=2), PruneConfig()), QuantConfig(bits=4))
+    data = bytearray(encode(model)[0])
+    if damage == "truncate":
+        data = data[: len(data) - 100]
+    elif damage == "flip":
+        data[len(data) // 3] ^= 1
+    elif damage == "version":
+        data[8] = 7
+    else:
+        data = bytearray(b"GIF89a" + bytes(200))
+    path = tmp_path / "bad model.sqz"
+    path.write_bytes(bytes(data))
+    result = cli("eval", str(path), "--data", "synthetic:n=8,classes=2")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert {"truncate": "truncated", "flip": "checksum", "version": "version 7", "not_sqz": "not a .sqz"}[damage] in result.stderr
