@@ -75,3 +75,9 @@ def test_squeeze_channel_pruning_only_with_bypass():
     assert small(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(SqueezelabError):
         prune_channels(model, ChannelPruneConfig(expand_amount=0.5))
+
+
+def test_channel_pruning_of_a_masked_model_asks_for_finalize():
+    model = prune(small_model(), PruneConfig(sparsity=0.5))
+    with pytest.raises(SqueezelabError, match="finalize_"):
+        prune_channels(model)

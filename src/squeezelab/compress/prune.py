@@ -214,6 +214,8 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
 
     if not hasattr(model, "table"):
         raise SqueezelabError("channel pruning needs a table-built SqueezeNet (create_model('squeezenet...'))")
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        raise SqueezelabError("channel-prune before magnitude pruning or weight sharing, or call finalize_(model) first")
     fires = [m for m in model.features if isinstance(m, Fire)]
     if config.expand_amount and any(f.bypass != "none" or hasattr(f, "se") for f in fires):
         raise SqueezelabError("expand-channel pruning does not support bypass or SE models; use squeeze_amount only")
@@ -282,7 +284,6 @@ def _slice_into(dst: nn.Module, src: nn.Module, out_idx=None, in_idx=None) -> No
 def _copy_sliced(old: nn.Module, new: nn.Module, keeps: dict) -> None:
     from squeezelab.models.fire import Fire
 
-    finalize_(old)
     in_idx = None  # channels of the previous layer's output that survive
     for old_layer, new_layer in zip(old.features, new.features):
         if isinstance(old_layer, Fire):
