@@ -15,6 +15,7 @@ compare its .sqz size with the fp32 state dict and its validation accuracy befor
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 
@@ -23,6 +24,8 @@ import torch
 from squeezelab import create_model
 from squeezelab.compress import PruneConfig, QuantConfig, decode, encode, overall_density, paper_density_table, prune, quantize_
 from squeezelab.compress.pipeline import fp32_bytes
+
+print = functools.partial(print, flush=True)  # progress shows up when piped to a file
 
 PAPER_BYTES = {8: 660_000, 6: 470_000}  # SqueezeNet paper, Table 2 ("0.66 MB", "0.47 MB")
 RELEASED_8BIT_BYTES = 675_763  # songhan/SqueezeNet-Deep-Compression's file (REFERENCE.md)
