@@ -1,0 +1,89 @@
+"""Real images for int8 calibration and parity checks, from a user's data spec.
+
+Static quantization picks each activation's int8 range from the values it sees while running
+calibration images; random tensors give ranges real photos never have (ONNX Runtime's guide asks
+for representative data), so calibration always reads real images: an image file, a folder of
+images (searched recursively, in sorted order, so a run is repeatable), or any data spec that
+`squeezelab.data` understands.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from squeezelab.errors import SqueezelabError
+from squeezelab.preprocessing import Preprocessing
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+
+
+def image_files(spec: str | os.PathLike, limit: int) -> list[Path]:
+    """Up to `limit` image paths from a file or a folder, spread over its sub-folders (classes)."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SqueezelabError(f"calibration data {spec} is neither an image file nor a folder; pass a folder of images")
+    by_folder: dict[Path, list[Path]] = {}
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                by_folder.setdefault(Path(root), []).append(Path(root) / name)
+    # round-robin over folders so that a class-per-folder data set calibrates on every class
+    queues = [iter(files) for _, files in sorted(by_folder.items())]
+    picked: list[Path] = []
+    while queues and len(picked) < limit:
+        for queue in list(queues):
+            item = next(queue, None)
+            if item is None:
+                queues.remove(queue)
+            elif len(picked) < limit:
+                picked.append(item)
+    if not picked:
+        raise SqueezelabError(f"no images found under {spec}; calibration needs real images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return picked
+
+
+def _data_module_batches(spec: str, preprocessing: Preprocessing, limit: int):
+    """Images from `squeezelab.data` (the trainer's data specs), when that package is present."""
+    try:
+        from squeezelab import data as data_module
+    except ImportError:
+        return None
+    loader = getattr(data_module, "calibration_images", None)
+    if loader is None:
+        return None
+    return loader(spec, preprocessing, limit)
+
+
+def calibration_batches(spec: str | os.PathLike, preprocessing: Preprocessing, *, limit: int = 256,
+                        batch_size: int = 16) -> list[torch.Tensor]:
+    """Preprocessed float batches from up to `limit` real images named by `spec`."""
+    from PIL import Image
+
+    if not Path(spec).exists():
+        batches = _data_module_batches(str(spec), preprocessing, limit)
+        if batches is not None:
+            return list(batches)
+        raise SqueezelabError(f"calibration data {spec} does not exist; pass an image folder")
+    images = []
+    for file in image_files(spec, limit):
+        try:
+            with Image.open(file) as image:
+                images.append(preprocessing.image_to_uint8(image))
+        except (OSError, ValueError):
+            continue  # a broken file among many photos: calibrate on the rest
+    if not images:
+        raise SqueezelabError(f"none of the images under {spec} could be read")
+    stacked = torch.stack(images)
+    return [preprocessing.normalize(stacked[i:i + batch_size]) for i in range(0, len(stacked), batch_size)]
+
+
+def iterate_arrays(batches: list[torch.Tensor], input_name: str) -> Iterator[dict]:
+    for batch in batches:
+        yield {input_name: batch.numpy()}
