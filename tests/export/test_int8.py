@@ -1,0 +1,80 @@
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+import squeezelab
+from squeezelab.errors import SqueezelabError
+from squeezelab.export.calibration import calibration_batches, image_files
+from squeezelab.export.int8 import quantize_int8, top1_agreement
+from squeezelab.export.onnx import export_onnx, load_onnx
+
+
+def write_images(folder, count=24, size=48):
+    """Smooth coloured gradients, one folder per 'class', like a small photo folder."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        cls = folder / f"class{i % 3}"
+        cls.mkdir(parents=True, exist_ok=True)
+        base = rng.uniform(0, 255, 3)
+        ramp = np.linspace(0, 1, size)[:, None, None] * rng.uniform(-80, 80, 3)
+        pixels = np.clip(base + ramp + rng.normal(0, 10, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(cls / f"{i}.jpg")
+    (folder / ".DS_Store").write_bytes(b"\0junk")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("int8")
+    model = squeezelab.create_model("squeezenet1_1", num_classes=10, final_relu=False)
+    path = tmp / "fp32.onnx"
+    export_onnx(model, path, dynamic_batch=True, input_size=64)
+    folder = write_images(tmp / "images")
+    import dataclasses
+
+    preprocessing = dataclasses.replace(model.preprocessing, resize=72, crop=64)
+    return path, calibration_batches(folder, preprocessing, limit=24, batch_size=8)
+
+
+def test_image_files_round_robin_over_class_folders(tmp_path):
+    write_images(tmp_path)
+    files = image_files(tmp_path, 6)
+    assert sorted({f.parent.name for f in files}) == ["class0", "class1", "class2"] and len(files) == 6
+    with pytest.raises(SqueezelabError, match="no images"):
+        (tmp_path / "empty").mkdir()
+        image_files(tmp_path / "empty", 1)
+
+
+@pytest.mark.parametrize("fmt, op", [("qoperator", "QLinearConv"), ("qdq", "QuantizeLinear")])
+def test_int8_is_smaller_keeps_metadata_and_agrees_with_fp32(fp32, tmp_path, fmt, op):
+    path, batches = fp32
+    report = quantize_int8(path, tmp_path / "int8.onnx", batches, format=fmt)
+    assert report.calibration_images == 24
+    assert report.size_bytes < 0.4 * report.fp32_size_bytes  # int8 weights: about a quarter
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert op in ops
+    loaded = load_onnx(tmp_path / "int8.onnx")
+    assert len(loaded.classes) == 10 and loaded.input_size == 64
+    agreement = top1_agreement(path, tmp_path / "int8.onnx", batches)
+    assert agreement["images"] == 24
+    # random weights give near-ties, so this is loose; a trained model is measured in bench/inference.py
+    assert agreement["top1_agreement"] >= 0.5
+    a = load_onnx(path)(batches[0].numpy())
+    b = loaded(batches[0].numpy())
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
+def test_int8_needs_real_calibration_and_a_known_format(fp32, tmp_path):
+    path, batches = fp32
+    with pytest.raises(SqueezelabError, match="calib"):
+        quantize_int8(path, tmp_path / "x.onnx", [])
+    with pytest.raises(SqueezelabError, match="format"):
+        quantize_int8(path, tmp_path / "x.onnx", batches, format="fp4")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_calibration_rejects_a_missing_spec(tmp_path):
+    with pytest.raises(SqueezelabError, match="does not exist"):
+        calibration_batches(tmp_path / "nope", squeezelab.create_model("squeezenet1_1").preprocessing)
