@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from squeezelab.export.int8 import DEFAULT_FORMAT, FORMATS
 from squeezelab.export.onnx import DEFAULT_OPSET
 
 
@@ -18,8 +19,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--int8", action="store_true", help="also write an int8 model (ONNX Runtime static quantization)")
     p.add_argument("--calib-data", metavar="SPEC", help="real images to calibrate int8 on (a folder or data spec)")
     p.add_argument("--calib-images", type=int, default=256, help="how many calibration images (default 256)")
-    p.add_argument("--int8-format", choices=["qoperator", "qdq"], default="qoperator",
-                   help="qoperator (U8S8, fastest here) or qdq (S8S8, ONNX Runtime's portable default)")
+    p.add_argument("--int8-format", choices=list(FORMATS), default=DEFAULT_FORMAT,
+                   help="qdq (U8S8, default: fast on VNNI CPUs and portable), qoperator (U8S8), "
+                        "qdq_s8s8 (ONNX Runtime's default; slower on this CPU)")
     p.add_argument("--int8-output", help="where the int8 model goes (default: OUTPUT with .int8.onnx)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -5,7 +5,9 @@ Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 
 - `channels_last`: PyTorch fp32 in NHWC, about 2x eager here (REFERENCE.md).
 - `bf16`, `compile`: bf16 autocast and torch.compile; measured slower on this CPU (no BF16/AMX), so
   opt-in (`--backends`).
-- `ort_fp32`, `ort_int8` (QOperator U8S8 per-channel), `ort_int8_qdq` (QDQ S8S8): ONNX Runtime.
+- `ort_fp32`, `ort_int8` (QDQ U8S8 per-channel, the default int8 format), `ort_int8_qoperator`
+  (QOperator U8S8), `ort_int8_s8s8` (QDQ S8S8, ONNX Runtime's documented default; slow without
+  a fast s8 x s8 path): ONNX Runtime. See export/int8.py for the measurements.
 
 Int8 speed does not depend on which images calibrate it, so without calibration images the int8
 models for speed are calibrated on seeded random inputs; accuracy (top-1 agreement) is measured by
@@ -26,7 +28,7 @@ from torch import nn
 from squeezelab.errors import SqueezelabError
 from squeezelab.utils.timing import time_call
 
-BACKENDS = ("eager", "channels_last", "bf16", "compile", "ort_fp32", "ort_int8", "ort_int8_qdq")
+BACKENDS = ("eager", "channels_last", "bf16", "compile", "ort_fp32", "ort_int8", "ort_int8_qoperator", "ort_int8_s8s8")
 DEFAULT_BACKENDS = ("eager", "channels_last", "ort_fp32", "ort_int8")
 DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small", "tv/shufflenet_v2_x1_0")
 
@@ -78,7 +80,7 @@ def _ort_files(model: nn.Module, input_size: int, backends: Sequence[str], tmp: 
     if calibration is None and any(b.startswith("ort_int8") for b in backends):
         generator = torch.Generator().manual_seed(0)
         calibration = [torch.randn(8, 3, input_size, input_size, generator=generator) for _ in range(4)]
-    for backend, fmt in (("ort_int8", "qoperator"), ("ort_int8_qdq", "qdq")):
+    for backend, fmt in (("ort_int8", "qdq"), ("ort_int8_qoperator", "qoperator"), ("ort_int8_s8s8", "qdq_s8s8")):
         if backend in backends:
             files[backend] = tmp / f"{fmt}.onnx"
             quantize_int8(files["ort_fp32"], files[backend], calibration, format=fmt)
