@@ -84,6 +84,29 @@ def calibration_batches(spec: str | os.PathLike, preprocessing: Preprocessing, *
     return [preprocessing.normalize(stacked[i:i + batch_size]) for i in range(0, len(stacked), batch_size)]
 
 
+def labelled_batches(folder: str | os.PathLike, preprocessing: Preprocessing, *, limit: int,
+                     batch_size: int = 32) -> tuple[list[torch.Tensor], torch.Tensor, list[str]]:
+    """Batches, labels and class names from a class-per-folder tree (for accuracy checks)."""
+    from PIL import Image
+
+    root = Path(folder)
+    files = image_files(root, limit)
+    classes = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
+    if not classes:
+        raise SqueezelabError(f"{folder} has no class folders; expected FOLDER/<class>/<image>")
+    images, labels = [], []
+    for file in files:
+        parts = file.relative_to(root).parts
+        if len(parts) < 2:
+            continue
+        with Image.open(file) as image:
+            images.append(preprocessing.image_to_uint8(image))
+        labels.append(classes.index(parts[0]))
+    stacked = torch.stack(images)
+    batches = [preprocessing.normalize(stacked[i:i + batch_size]) for i in range(0, len(stacked), batch_size)]
+    return batches, torch.tensor(labels), classes
+
+
 def iterate_arrays(batches: list[torch.Tensor], input_name: str) -> Iterator[dict]:
     for batch in batches:
         yield {input_name: batch.numpy()}

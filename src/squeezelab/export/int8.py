@@ -17,7 +17,10 @@ benchmark use ONNX Runtime, and its int8 graph is already fully quantized (no fp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -43,6 +46,18 @@ class Int8Report:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's quantizer prints progress and logs protobuf dumps on the root logger for
+    shape-only tensors it leaves in float (ShuffleNet's reshapes); keep them off the user's screen."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 class _Reader:
@@ -101,12 +116,14 @@ def quantize_int8(
     activation = QuantType.QInt8 if format == "qdq_s8s8" else QuantType.QUInt8
     with tempfile.TemporaryDirectory(prefix="squeezelab-int8-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        with _quiet():
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(prepared), str(quantized), _Reader(arrays), quant_format=quant_format, per_channel=per_channel,
-            activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        )
+        with _quiet():
+            quantize_static(
+                str(prepared), str(quantized), _Reader(arrays), quant_format=quant_format, per_channel=per_channel,
+                activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            )
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
     for entry in fp32.metadata_props:
@@ -117,21 +134,30 @@ def quantize_int8(
     return Int8Report(str(out_path), format, count, len(data), Path(fp32_path).stat().st_size)
 
 
-def top1_agreement(fp32_path, int8_path, batches: list[torch.Tensor]) -> dict:
-    """Share of images where the int8 model's top-1 class equals the fp32 model's."""
+def top1_agreement(fp32_path, int8_path, batches: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
+    """Share of images where the int8 model's top-1 class equals the fp32 model's; with `labels`
+    (in batch order) also both models' top-1 accuracy."""
     fp32, int8 = make_session(fp32_path), make_session(int8_path)
     fixed = fp32.get_inputs()[0].shape[0]
     arrays = _fit_batches(batches, fixed if isinstance(fixed, int) else None)
     same = total = 0
     predicted: set[int] = set()
+    correct = {"fp32": 0, "int8": 0}
     max_diff = 0.0
     for batch in arrays:
         a = fp32.run(None, {INPUT_NAME: batch})[0]
         b = int8.run(None, {INPUT_NAME: batch})[0]
         same += int((a.argmax(1) == b.argmax(1)).sum())
         predicted.update(int(c) for c in a.argmax(1))
+        if labels is not None:
+            truth = labels[total:total + len(batch)].numpy()
+            correct["fp32"] += int((a.argmax(1) == truth).sum())
+            correct["int8"] += int((b.argmax(1) == truth).sum())
         total += len(batch)
         max_diff = max(max_diff, float(np.abs(a - b).max()))
     # a model that predicts one class for everything (random weights often do) agrees trivially
-    return {"images": total, "top1_agreement": same / total if total else float("nan"), "max_abs_logit_diff": max_diff,
-            "fp32_classes_predicted": len(predicted)}
+    result = {"images": total, "top1_agreement": same / total if total else float("nan"),
+              "max_abs_logit_diff": max_diff, "fp32_classes_predicted": len(predicted)}
+    if labels is not None and total:
+        result.update(fp32_accuracy=correct["fp32"] / total, int8_accuracy=correct["int8"] / total)
+    return result
