@@ -3,8 +3,9 @@
 Static quantization picks each activation's int8 range from the values it sees while running
 calibration images; random tensors give ranges real photos never have (ONNX Runtime's guide asks
 for representative data), so calibration always reads real images: an image file, a folder of
-images (searched recursively, in sorted order, so a run is repeatable), or any data spec that
-`squeezelab.data` understands.
+images (searched recursively, in sorted order and round-robin over sub-folders, so a run is
+repeatable and sees every class; labels are not needed), or any other data spec that
+`squeezelab.data` understands (digits, cifar10:ROOT, a .txt list), in the model's normalisation.
 """
 
 from __future__ import annotations
@@ -49,16 +50,35 @@ def image_files(spec: str | os.PathLike, limit: int) -> list[Path]:
     return picked
 
 
-def _data_module_batches(spec: str, preprocessing: Preprocessing, limit: int):
-    """Images from `squeezelab.data` (the trainer's data specs), when that package is present."""
+def _renormalize(batch: torch.Tensor, source: Preprocessing, target: Preprocessing) -> torch.Tensor:
+    """Undo `source.normalize` back to 0-255 RGB pixels, then apply `target`'s normalisation."""
+    if source == target:
+        return batch
+    mean = torch.tensor(source.mean).view(1, -1, 1, 1)
+    std = torch.tensor(source.std).view(1, -1, 1, 1)
+    pixels = (batch * std + mean) * (255.0 / source.pixel_range)
+    if source.channel_order == "BGR":
+        pixels = pixels.flip(1)
+    return target.normalize(pixels.clamp(0, 255))
+
+
+def _data_spec_batches(spec: str, preprocessing: Preprocessing, limit: int, batch_size: int) -> list[torch.Tensor]:
+    """Training images of a `squeezelab.data` spec (digits, synthetic, cifar10:ROOT, a .txt list),
+    at the model's input size and in its normalisation."""
     try:
-        from squeezelab import data as data_module
+        from squeezelab.data import DataConfig, open_dataset
     except ImportError:
-        return None
-    loader = getattr(data_module, "calibration_images", None)
-    if loader is None:
-        return None
-    return loader(spec, preprocessing, limit)
+        raise SqueezelabError(f"calibration data {spec} does not exist; pass a folder of images") from None
+    dataset = open_dataset(DataConfig(spec, image_size=preprocessing.crop))
+    batches, count = [], 0
+    for images, _ in dataset.batches("train", batch_size, train=False):
+        batches.append(_renormalize(images, dataset.preprocessing, preprocessing)[: limit - count])
+        count += len(batches[-1])
+        if count >= limit:
+            break
+    if not batches:
+        raise SqueezelabError(f"calibration data {spec} has no training images")
+    return batches
 
 
 def calibration_batches(spec: str | os.PathLike, preprocessing: Preprocessing, *, limit: int = 256,
@@ -66,11 +86,8 @@ def calibration_batches(spec: str | os.PathLike, preprocessing: Preprocessing, *
     """Preprocessed float batches from up to `limit` real images named by `spec`."""
     from PIL import Image
 
-    if not Path(spec).exists():
-        batches = _data_module_batches(str(spec), preprocessing, limit)
-        if batches is not None:
-            return list(batches)
-        raise SqueezelabError(f"calibration data {spec} does not exist; pass an image folder")
+    if not Path(spec).exists() or str(spec).lower().endswith(".txt"):
+        return _data_spec_batches(str(spec), preprocessing, limit, batch_size)
     images = []
     for file in image_files(spec, limit):
         try:
