@@ -88,3 +88,14 @@ def test_activation_type_follows_the_format(fp32, tmp_path, fmt, dtype):
     first = next(n for n in graph.node if n.op_type == "QuantizeLinear")
     zero_point = next(t for t in graph.initializer if t.name == first.input[2])
     assert zero_point.data_type == dtype
+
+
+def test_renormalize_maps_one_preprocessing_onto_another():
+    import torch
+
+    from squeezelab.export.calibration import _renormalize
+    from squeezelab.preprocessing import CAFFE_IMAGENET, TORCHVISION_IMAGENET
+
+    pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    got = _renormalize(CAFFE_IMAGENET.normalize(pixels), CAFFE_IMAGENET, TORCHVISION_IMAGENET)
+    assert torch.allclose(got, TORCHVISION_IMAGENET.normalize(pixels), atol=1e-4)
