@@ -164,3 +164,28 @@ def test_pixel_limit_is_checked_before_decoding():
     with pytest.raises(UploadError) as info:
         decode_image(data, ServeLimits(max_pixels=1_000_000))
     assert info.value.status == 413 and "9.0 megapixels" in info.value.message
+
+
+def test_a_stalled_upload_gets_408():
+    from squeezelab.serve.app import BodyLimit
+
+    sent = []
+
+    async def app(scope, receive, send):  # reads the body, as /predict does
+        while (await receive()).get("more_body"):
+            pass
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+        await asyncio.sleep(5)  # the client stops sending
+
+    replies = []
+
+    async def send(message):
+        replies.append(message)
+
+    scope = {"type": "http", "headers": [(b"content-type", b"image/jpeg")]}
+    asyncio.run(BodyLimit(app, limit=1000, read_timeout=0.1)(scope, receive, send))
+    assert replies[0]["status"] == 408 and b"stalled" in replies[1]["body"]

@@ -18,6 +18,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-upload-mb", type=float, default=_DEFAULTS.max_upload_bytes / 2**20)
     p.add_argument("--max-megapixels", type=float, default=_DEFAULTS.max_pixels / 1e6)
     p.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_s, help="seconds per request before 503")
+    p.add_argument("--read-timeout", type=float, default=_DEFAULTS.read_timeout_s,
+                   help="longest pause while receiving an upload before 408")
     p.set_defaults(func=run)
 
 
@@ -31,7 +33,8 @@ def run(args) -> int:
     if not 0 < args.port < 65536:
         raise SqueezelabError(f"--port must be 1..65535, got {args.port}")
     limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
-                         workers=args.workers, max_queue=args.max_queue, timeout_s=args.timeout)
+                         workers=args.workers, max_queue=args.max_queue, timeout_s=args.timeout,
+                         read_timeout_s=args.read_timeout)
     predictor = open_predictor(args.model, threads=args.threads)
     app = create_app(predictor, limits)
     print(f"serving {predictor.name} ({predictor.kind}) on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)

@@ -28,10 +28,12 @@ MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the file
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length or by counting chunks."""
+    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length or by counting chunks;
+    408 when a client stops sending its body for `read_timeout` seconds (a slow-loris upload would
+    otherwise hold a connection and a queue slot forever)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, read_timeout: float = 30.0):
+        self.app, self.limit, self.read_timeout = app, limit, read_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -45,7 +47,10 @@ class BodyLimit:
 
         async def counting_receive():
             nonlocal seen
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.read_timeout)
+            except asyncio.TimeoutError:
+                raise _Stalled() from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
@@ -62,9 +67,16 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await _send_error(send, 413, f"the request body is over the {self.limit / 2**20:.0f} MiB limit")
+        except _Stalled:
+            if not started:
+                await _send_error(send, 408, f"the upload stalled for {self.read_timeout:.0f} s; send it again")
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Stalled(Exception):
     pass
 
 
@@ -147,7 +159,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         if content_type.startswith("multipart/form-data"):
             try:
                 form = await request.form(max_files=1, max_fields=8)
-            except _TooLarge:
+            except (_TooLarge, _Stalled):
                 raise
             except Exception:
                 raise UploadError(400, "the multipart form could not be parsed; send the image as field 'file'") from None
@@ -166,6 +178,6 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         state["served"] += 1
         return {"model": predictor.name, "top_k": top, "ms": round((time.perf_counter() - started) * 1e3, 2)}
 
-    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD, read_timeout=limits.read_timeout_s)
     app.state.limits = limits
     return app

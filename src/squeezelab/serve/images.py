@@ -40,6 +40,7 @@ class ServeLimits:
     workers: int = 1  # inference threads; each model call already uses every core
     max_queue: int = 64  # requests waiting beyond the workers; more get 503 at once
     timeout_s: float = 30.0  # per request, waiting plus inference; then 503
+    read_timeout_s: float = 30.0  # longest pause while a client sends its body; then 408
     max_top_k: int = 100
 
 
