@@ -41,6 +41,16 @@ def test_export_is_in_eval_mode_even_from_a_training_model(tmp_path):
     assert not any(n.op_type == "Dropout" for n in onnx.load(str(tmp_path / "m.onnx")).graph.node)
 
 
+def test_an_export_failure_is_one_clear_error(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator frobnicate\nlong torch details")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(SqueezelabError, match="ONNX export failed: Unsupported: ONNX export of operator frobnicate;"):
+        export_onnx(squeezelab.create_model("squeezenet1_1", num_classes=4), tmp_path / "m.onnx", input_size=64)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_opset_is_selectable_and_checked(tmp_path):
     export_onnx(squeezelab.create_model("squeezenet1_1", num_classes=4), tmp_path / "m.onnx", opset=13, input_size=64)
     proto = onnx.load(str(tmp_path / "m.onnx"))
@@ -133,3 +143,11 @@ def test_wrong_shapes_and_external_data_are_refused(good_onnx, tmp_path):
     (tmp_path / "meta.onnx").write_bytes(proto.SerializeToString())
     with pytest.raises(BadFileError, match="classes"):
         load_onnx(tmp_path / "meta.onnx")
+
+
+@pytest.mark.slow  # 2-9 s each; AlexNet goes through the fallback exporter and weighs 230 MB
+@pytest.mark.parametrize("name", squeezelab.list_models(family="peer"))
+def test_every_peer_exports_within_1e4(name, tmp_path):
+    model = squeezelab.create_model(name, num_classes=10)
+    report = export_onnx(model, tmp_path / "m.onnx", input_size=64, check_inputs=torch.randn(1, 3, 64, 64))
+    assert report.max_abs_diff < 1e-4
