@@ -99,3 +99,35 @@ def test_renormalize_maps_one_preprocessing_onto_another():
     pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     got = _renormalize(CAFFE_IMAGENET.normalize(pixels), CAFFE_IMAGENET, TORCHVISION_IMAGENET)
     assert torch.allclose(got, TORCHVISION_IMAGENET.normalize(pixels), atol=1e-4)
+
+
+def test_a_data_spec_goes_through_squeezelab_data(monkeypatch):
+    """Specs that are not paths (digits, cifar10:ROOT, ...) are opened by squeezelab.data."""
+    import sys
+    import types
+
+    import torch
+
+    from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
+
+    source = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize=64, crop=64)
+    pixels = torch.randint(0, 256, (10, 3, 64, 64), dtype=torch.uint8)
+    opened = []
+
+    class FakeDataset:
+        preprocessing = source
+
+        def batches(self, split, batch_size, train=None):
+            assert split == "train" and train is False
+            for i in range(0, 10, batch_size):
+                yield source.normalize(pixels[i:i + batch_size]), torch.zeros(len(pixels[i:i + batch_size]))
+
+    fake = types.ModuleType("squeezelab.data")
+    fake.DataConfig = lambda spec, image_size: (spec, image_size)
+    fake.open_dataset = lambda config: opened.append(config) or FakeDataset()
+    monkeypatch.setitem(sys.modules, "squeezelab.data", fake)
+    target = TORCHVISION_IMAGENET.__class__(**{**TORCHVISION_IMAGENET.to_dict(), "resize": 64, "crop": 64})
+    batches = calibration_batches("cifar10:/data/cifar", target, limit=7, batch_size=4)
+    assert opened == [("cifar10:/data/cifar", 64)]
+    assert [len(b) for b in batches] == [4, 3]
+    assert torch.allclose(torch.cat(batches), target.normalize(pixels[:7]), atol=1e-4)
