@@ -189,3 +189,23 @@ def test_a_stalled_upload_gets_408():
     scope = {"type": "http", "headers": [(b"content-type", b"image/jpeg")]}
     asyncio.run(BodyLimit(app, limit=1000, read_timeout=0.1)(scope, receive, send))
     assert replies[0]["status"] == 408 and b"stalled" in replies[1]["body"]
+
+
+def test_timed_out_requests_still_waiting_are_dropped_and_slots_come_back():
+    calls = []
+    predictor = _slow_predictor(0.5)
+    run = predictor._run
+    predictor._run = lambda batch: calls.append(1) or run(batch)
+    app = create_app(predictor, ServeLimits(workers=1, max_queue=8, timeout_s=0.2))
+
+    async def scenario():
+        responses = await _burst(app, 4)
+        await asyncio.sleep(1.0)  # the one that started finishes; the queued ones were cancelled
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            health = (await client.get("/health")).json()
+        return responses, health
+
+    responses, health = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [503] * 4
+    assert len(calls) == 1 and health["in_flight"] == 0

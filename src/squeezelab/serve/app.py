@@ -103,16 +103,20 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
     async def run_bounded(data: bytes, k: int) -> list[dict]:
         if state["pending"] >= limits.workers + limits.max_queue:
             raise UploadError(503, "the server is busy; retry in a moment")
+        loop = asyncio.get_running_loop()
         state["pending"] += 1
-        future = asyncio.get_running_loop().run_in_executor(executor, infer, data, k)
 
-        def done(_):
+        def release():
             state["pending"] -= 1
 
-        future.add_done_callback(done)
+        # the slot is held until the work really ends (or is cancelled before it starts), so a
+        # timed-out request that is still computing keeps counting against the bound
+        work = executor.submit(infer, data, k)
+        work.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout=limits.timeout_s)
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(work)), timeout=limits.timeout_s)
         except asyncio.TimeoutError:
+            work.cancel()  # drops it if it is still waiting in the queue
             raise UploadError(503, f"the request took over {limits.timeout_s:.0f} s; retry later") from None
 
     @app.exception_handler(UploadError)
