@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed: int, out_dir: str | Path,
-                train_options: dict | None = None, threads: int | None = None) -> dict:
+                train_options: dict | None = None, threads: int | None = None,
+                image_size: int | None = None) -> dict:
     """Train `model` on `data` into `out_dir` (resuming from its last.pt when one is there).
 
     Returns the trainer's result plus `num_classes`, `image_size` and `model_options` (the options
@@ -23,7 +24,7 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     from squeezelab.train.config import TrainConfig
     from squeezelab.train.run import default_model_config, train
 
-    data_config = DataConfig(data)
+    data_config = DataConfig(data, image_size=image_size)
     dataset = open_dataset(data_config)
     model_config = default_model_config(dataset, model, **model_kwargs)
     train_config = TrainConfig(**{**(train_options or {}), "epochs": epochs, "seed": seed})
