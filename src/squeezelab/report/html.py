@@ -69,7 +69,7 @@ def _figure(path: Path) -> str:
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
