@@ -99,14 +99,12 @@ def _measure(name: str, model, input_size: int, config: CompareConfig) -> dict:
 
 
 def _trained_model(name: str, config: CompareConfig, out: Path, train_fn: Callable) -> tuple[dict, object]:
-    from squeezelab.models import create_model
-    from squeezelab.train.checkpoint import load_checkpoint
+    from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     result = train_fn(model=name, model_kwargs={}, data=config.data, epochs=config.epochs, seed=config.seed,
                       out_dir=out / "runs" / name.replace("/", "_"), train_options=config.train_options,
                       image_size=config.image_size)
-    model = create_model(name, **result["model_options"])
-    model.load_state_dict(load_checkpoint(result["checkpoint"])["state_dict"])
+    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))
     model.registry_name = name
     return result, model.eval()
 
