@@ -31,7 +31,7 @@ BYPASS_KINDS = ("none", "simple", "complex")
 # SqueezeNet 1.0's metaparameters (Section 5): every sweep holds the others at these values.
 BASE_META = {"base_e": 128, "incr_e": 128, "freq": 2, "pct3x3": 0.5, "squeeze_ratio": 0.125}
 
-# train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads) -> dict with
+# train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size) -> dict with
 # best_val_acc, epochs, seconds, num_classes, image_size, model_options (see analysis/training.py).
 TrainFn = Callable[..., dict]
 
@@ -66,6 +66,7 @@ class ExploreConfig:
     data: str = "digits"
     epochs: int = 5
     seeds: int = 3
+    image_size: int | None = None  # None: the data's own size
     model_options: dict = dataclasses.field(default_factory=dict)  # stem, batch_norm, final_relu, ...
     train_options: dict = dataclasses.field(default_factory=dict)  # lr, batch_size, ... for the trainer
 
@@ -152,7 +153,7 @@ def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn
     result = train_fn(
         model="squeezenet_meta", model_kwargs={**config.model_options, **point.model_kwargs()},
         data=config.data, epochs=config.epochs, seed=seed, out_dir=run_dir, train_options=config.train_options,
-        threads=threads,
+        threads=threads, image_size=config.image_size,
     )
     size = summarize(create_model("squeezenet_meta", **result["model_options"]), result["image_size"])
     record = {
@@ -231,7 +232,7 @@ def explore(config: ExploreConfig, out: str | Path, *, train_fn: TrainFn | None 
         done[(record["key"], record["seed"])] = record
     rows = {p.key: aggregate(p, [done[(p.key, s)] for s in range(config.seeds)]) for p in points}
     result = {
-        "data": config.data, "epochs": config.epochs, "seeds": config.seeds,
+        "data": config.data, "image_size": config.image_size, "epochs": config.epochs, "seeds": config.seeds,
         "model_options": config.model_options, "train_options": config.train_options,
         "sweeps": {name: [rows[p.key] for p in pts] for name, pts in groups.items()},
         "trained": len(todo), "skipped": len(units) - len(todo),

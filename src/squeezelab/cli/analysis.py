@@ -35,6 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--bypass", help="bypass kinds to compare, e.g. none,simple,complex")
     p.add_argument("--data", default="digits", help="data spec: digits, synthetic, cifar10:ROOT, a folder (default digits)")
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--image-size", type=int, help="resize the data to this side (default: the data's own)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per point (accuracy mean and spread)")
     p.add_argument("--out", default="runs/explore", help="results, plots and one file per finished run (resumable)")
     p.add_argument("--jobs", type=int, default=1, help="train this many points at once in separate processes")
@@ -74,7 +75,7 @@ def run_explore(args) -> int:
         raise SqueezelabError("--epochs and --jobs must be >= 1")
     sweeps = dict(parse_sweep(text) for text in args.sweep)
     config = ExploreConfig(sweeps=sweeps, bypass=parse_bypass(args.bypass) if args.bypass else (),
-                           data=args.data, epochs=args.epochs, seeds=args.seeds,
+                           data=args.data, epochs=args.epochs, seeds=args.seeds, image_size=args.image_size,
                            model_options=_options(args.model_option, "--model-option"),
                            train_options=_options(args.train_option, "--train-option"))
     result = explore(config, args.out, jobs=args.jobs, log=_say)
