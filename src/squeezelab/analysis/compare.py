@@ -49,6 +49,9 @@ class CompareConfig:
     # other), so single-thread latency is the figure that repeats. None: all cores.
     threads: int | None = 1
     train_options: dict = dataclasses.field(default_factory=dict)
+    # Options for the SqueezeNet models only (the peers are torchvision's, unchanged), e.g.
+    # {"stem": "standard"} to keep the paper's stem on small images.
+    squeezenet_options: dict = dataclasses.field(default_factory=dict)
 
 
 def measure_latency(model, input_size: int, *, min_seconds: float, threads: int | None = 1) -> dict:
@@ -99,9 +102,11 @@ def _measure(name: str, model, input_size: int, config: CompareConfig) -> dict:
 
 
 def _trained_model(name: str, config: CompareConfig, out: Path, train_fn: Callable) -> tuple[dict, object]:
+    from squeezelab.models.registry import model_family
     from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-    result = train_fn(model=name, model_kwargs={}, data=config.data, epochs=config.epochs, seed=config.seed,
+    options = config.squeezenet_options if model_family(name) == "squeezenet" else {}
+    result = train_fn(model=name, model_kwargs=options, data=config.data, epochs=config.epochs, seed=config.seed,
                       out_dir=out / "runs" / name.replace("/", "_"), train_options=config.train_options,
                       image_size=config.image_size)
     model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))
@@ -118,6 +123,7 @@ def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: C
     ['latency_ms', 'macs', 'params', 'size_bytes']
     """
     from squeezelab.models import create_model
+    from squeezelab.models.registry import model_family
 
     if config.data is not None and out is None:
         raise SqueezelabError("training models for comparison needs --out DIR for their runs")
@@ -128,7 +134,8 @@ def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: C
     for i, name in enumerate(config.models, 1):
         if config.data is None:
             log(f"[{i}/{len(config.models)}] measuring {name}")
-            model = create_model(name).eval()
+            options = config.squeezenet_options if model_family(name) == "squeezenet" else {}
+            model = create_model(name, **options).eval()
             rows.append(_measure(name, model, config.input_size, config))
             continue
         log(f"[{i}/{len(config.models)}] training {name} on {config.data} for {config.epochs} epochs")

@@ -57,6 +57,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="threads for latency (default 1: the figure that repeats on a shared machine; 0: all cores)")
     p.add_argument("--train-option", action="append", metavar="KEY=VALUE", help="e.g. lr=0.1")
+    p.add_argument("--squeezenet-option", action="append", metavar="KEY=VALUE",
+                   help="option for the SqueezeNet models only (peers stay torchvision's), e.g. stem=standard")
     p.add_argument("--out", help="write compare.md, compare.csv, compare.json and the plots here")
     p.add_argument("--json", action="store_true", help="print {data, rows: [...]} as JSON")
     p.set_defaults(func=run_compare)
@@ -102,7 +104,8 @@ def run_compare(args) -> int:
     config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs,
                            input_size=args.input_size, image_size=args.image_size, min_seconds=args.min_seconds,
                            threads=args.threads or None,
-                           train_options=_options(args.train_option, "--train-option"))
+                           train_options=_options(args.train_option, "--train-option"),
+                           squeezenet_options=_options(args.squeezenet_option, "--squeezenet-option"))
     result = compare(config, args.out, log=_say)
     if args.json:
         print_json(result)
