@@ -38,6 +38,11 @@ pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.8em}
 
 
 def _esc(value) -> str:
+    if isinstance(value, str) and "." in value:  # CSV cells arrive as text: '0.30555555555555556'
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, float):
         return html.escape(f"{value:.4g}")
     return html.escape(str(value))
@@ -86,7 +91,7 @@ def _model_summary(config: dict) -> str | None:
     model = config.get("model")
     if not isinstance(model, dict) or "name" not in model:
         return None
-    size = (config.get("data") or {}).get("image_size") or (config.get("preprocessing") or {}).get("input_size") or 224
+    size = (config.get("data") or {}).get("image_size") or (config.get("preprocessing") or {}).get("crop") or 224
     try:
         summary = summarize(create_model(model["name"], **model.get("options", {})), int(size))
     except (SqueezelabError, TypeError, ValueError):
@@ -98,6 +103,15 @@ def _model_summary(config: dict) -> str | None:
     return (f"<p>{_esc(model['name'])} at {summary.input_size}x{summary.input_size}: "
             f"{summary.total_params:,} parameters, {summary.total_macs / 1e6:.1f} M MACs, "
             f"{summary.total_bytes / 1e6:.2f} MB fp32.</p>" + table_html(rows))
+
+
+def _shorten_split(config: dict) -> dict:
+    """The config with the recorded validation split (hundreds of indices) shown as its length."""
+    data = config.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("split"), dict):
+        return config
+    split = {k: f"{len(v)} items" if isinstance(v, list) else v for k, v in data["split"].items()}
+    return {**config, "data": {**data, "split": split}}
 
 
 def _json_section(name: str, data) -> str:
@@ -142,7 +156,7 @@ def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
         if data is not None:
             sections.append((path.stem.replace("_", " ").capitalize() + f" ({path.name})", _json_section(path.name, data)))
     if isinstance(config, dict):
-        sections.append(("Config", f"<pre>{_esc(json.dumps(config, indent=2))}</pre>"))
+        sections.append(("Config", f"<pre>{_esc(json.dumps(_shorten_split(config), indent=2))}</pre>"))
     if not sections:
         raise SqueezelabError(f"{run_dir} holds no run outputs (result.json, *.png, metrics.csv, *.json); "
                               "pass the --out folder of a train, explore or compare run")
