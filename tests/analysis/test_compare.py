@@ -52,3 +52,16 @@ def test_compare_with_training_writes_tables_and_scatter_plots(tmp_path):
     for name in ("compare_size.png", "compare_latency.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "compare.json").read_text())["rows"][1]["model"] == "tv/mobilenet_v3_small"
+
+
+def test_squeezenet_rows_carry_the_deep_compressed_size():
+    import pytest
+
+    pytest.importorskip("squeezelab.compress", reason="Deep Compression (issue 5) is not merged yet")
+    from squeezelab.analysis.compare import compressed_size
+
+    model = create_model("squeezenet1_1", num_classes=10)
+    size = compressed_size(model)
+    fp32 = sum(p.numel() * 4 for p in model.parameters())
+    assert fp32 / 12 < size < fp32 / 4  # the paper: 4.8 MB -> 0.66 MB (7.3x) at 8 bits, a third kept
+    assert compressed_size(create_model("tv/mobilenet_v3_small", num_classes=10)) is None
