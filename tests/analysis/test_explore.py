@@ -75,3 +75,13 @@ def test_interrupted_explore_resumes_without_retraining_finished_points(tmp_path
     again = FakeTrainer()
     explore(config, tmp_path, train_fn=again, plots=False)
     assert [key for key, _ in again.calls] == [Point(squeeze_ratio=0.25).key]
+
+
+def test_a_folder_of_runs_with_another_recipe_is_not_reused(tmp_path):
+    explore(ExploreConfig({"sr": [0.25]}, seeds=1, epochs=1), tmp_path, train_fn=FakeTrainer(), plots=False)
+    grown = FakeTrainer()  # more points and seeds with the same recipe: only the new ones train
+    explore(ExploreConfig({"sr": [0.25, 0.5]}, seeds=2, epochs=1), tmp_path, train_fn=grown, plots=False)
+    assert len(grown.calls) == 3
+    with pytest.raises(SqueezelabError, match="different epochs, train_options"):
+        explore(ExploreConfig({"sr": [0.25]}, seeds=1, epochs=2, train_options={"lr": 0.01}), tmp_path,
+                train_fn=FakeTrainer(), plots=False)

@@ -195,6 +195,28 @@ def run_units(todo: list[tuple[Point, int]], config: ExploreConfig, out: Path, t
         return records
 
 
+def recipe_of(config: ExploreConfig) -> dict:
+    """What every run in one --out folder must share for its results to be comparable and reused
+    (sweeps and seeds may grow between reruns; data, epochs and options may not)."""
+    return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
+            "model_options": config.model_options, "train_options": config.train_options}
+
+
+def check_recipe(out: Path, config: ExploreConfig) -> None:
+    """Refuse to resume into a folder whose finished runs used another recipe; record it if new."""
+    path = Path(out) / "recipe.json"
+    recipe = json.loads(json.dumps(recipe_of(config)))  # as it reads back from JSON
+    try:
+        recorded = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        atomic_write_text(path, json.dumps(recipe, indent=2))
+        return
+    if recorded != recipe:
+        changed = sorted(k for k in recipe if recorded.get(k) != recipe[k])
+        raise SqueezelabError(f"{out} holds runs trained with a different {', '.join(changed)}; "
+                              "pass another --out (or delete that folder) to train with this recipe")
+
+
 # ---------------------------------------------------------------- aggregation
 
 def aggregate(point: Point, records: list[dict]) -> dict:
@@ -224,6 +246,7 @@ def explore(config: ExploreConfig, out: str | Path, *, train_fn: TrainFn | None 
         from squeezelab.analysis.training import train_model as train_fn
     groups = design_points(config.sweeps, config.bypass)
     points = unique_points(groups)
+    check_recipe(out, config)
     units = [(p, seed) for p in points for seed in range(config.seeds)]
     done = {(p.key, s): r for p, s in units if (r := read_unit(out, p, s)) is not None}
     todo = [(p, s) for p, s in units if (p.key, s) not in done]
