@@ -22,6 +22,7 @@ import argparse
 import json
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -59,7 +60,9 @@ def fit_head(model, root: Path, images: int) -> float:
     batches, labels, _ = labelled_batches(root / "train", model.preprocessing, limit=images, batch_size=64)
     with torch.inference_mode():
         features = torch.cat([model.features(b).mean((2, 3)) for b in batches]).numpy()
-    probe = LogisticRegression(max_iter=300, C=1.0).fit(features, labels.numpy())
+    with warnings.catch_warnings():  # lbfgs may stop at max_iter; the head need not be optimal
+        warnings.simplefilter("ignore")
+        probe = LogisticRegression(max_iter=300, C=1.0).fit(features, labels.numpy())
     conv = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(probe.coef_).float().view_as(conv.weight))
