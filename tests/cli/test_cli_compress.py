@@ -7,7 +7,6 @@ from squeezelab import create_model
 from squeezelab.models.config import ModelConfig
 from squeezelab.train.checkpoint import save_checkpoint
 
-pytest.importorskip("squeezelab.data", reason="needs the data pipeline (issue 4)")
 
 
 @pytest.fixture(scope="module")
