@@ -155,6 +155,8 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
     recorded = None
     if str(path).endswith((".pt", ".pth")):
         recorded = load_checkpoint(path).get("data")
+    elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
+        recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
     if data_spec is None:
         if not recorded:
             raise SqueezelabError(f"{path} records no data set; pass --data")

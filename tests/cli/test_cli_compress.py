@@ -7,7 +7,6 @@ from squeezelab import create_model
 from squeezelab.models.config import ModelConfig
 from squeezelab.train.checkpoint import save_checkpoint
 
-pytest.importorskip("squeezelab.data", reason="needs the data pipeline (issue 4)")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +43,9 @@ def test_compress_json_report_and_files(cli, checkpoint, tmp_path):
 
     model = load_model(out)
     assert len(model.classes) == 2 and model.compression["data"]["spec"].startswith("synthetic")
+    evaluated = cli("eval", str(out), "--json")  # no --data: the split recorded through the .sqz
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert abs(json.loads(evaluated.stdout)["top1"] - report["acc_after"]) < 1e-6
 
 
 def test_compress_errors_are_one_line_exit_2(cli, checkpoint, tmp_path):
@@ -74,3 +76,4 @@ def test_eval_of_a_damaged_sqz_is_one_line_exit_2(cli, tmp_path, damage):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert {"truncate": "truncated", "flip": "checksum", "version": "version 7", "not_sqz": "not a .sqz"}[damage] in result.stderr
+
