@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
+from squeezelab.models.fused import conv_relu
+
 BYPASS_KINDS = ("none", "simple", "complex")
 
 
@@ -64,6 +66,33 @@ class Fire(nn.Module):
         elif bypass not in ("none", "identity", "conv"):
             raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
 
+    # Set by SqueezeNet.set_fused (the training fast path, squeezelab.train.performance):
+    # convolution and ReLU in one oneDNN kernel. Off by default so hooks on the ReLU modules
+    # (per-layer summaries) see every layer.
+    fused = False
+
+    @property
+    def plain(self) -> bool:
+        """No squeeze-and-excitation or bypass: the output is the ReLU'd concatenation, so the
+        fast path applies (batch norm keeps its own ReLU; the conv+ReLU fusion needs no BN)."""
+        return not hasattr(self, "se") and self.bypass == "none"
+
+    def _conv_relu(self, conv: nn.Conv2d, bn_name: str, x: torch.Tensor) -> torch.Tensor:
+        if self.batch_norm:
+            return torch.relu_(getattr(self, bn_name)(conv(x)))
+        return conv_relu(conv, x)
+
+    def forward_pre_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The concatenated expand outputs before their ReLU (plain Fire modules only).
+
+        relu(maxpool(z)) == maxpool(relu(z)) with the same gradients, since both are monotone; a
+        model whose next layer is a max-pool can apply the ReLU on the 4x smaller pooled map.
+        """
+        s = self._conv_relu(self.squeeze, "squeeze_bn", x)
+        return torch.cat(
+            [self._branch(self.expand1x1, "expand1x1_bn", s), self._branch(self.expand3x3, "expand3x3_bn", s)], 1
+        )
+
     @property
     def out_channels(self) -> int:
         return self.expand1x1.out_channels + self.expand3x3.out_channels
@@ -73,6 +102,12 @@ class Fire(nn.Module):
         return getattr(self, bn_name)(x) if self.batch_norm else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and self.plain:
+            s = self._conv_relu(self.squeeze, "squeeze_bn", x)
+            return torch.cat(
+                [self._conv_relu(self.expand1x1, "expand1x1_bn", s), self._conv_relu(self.expand3x3, "expand3x3_bn", s)],
+                1,
+            )
         s = self.squeeze_activation(self._branch(self.squeeze, "squeeze_bn", x))
         out = torch.cat(
             [

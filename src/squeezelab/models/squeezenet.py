@@ -24,6 +24,7 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.fire import BYPASS_KINDS, Fire
+from squeezelab.models.fused import conv_relu
 
 Row = tuple
 
@@ -216,6 +217,44 @@ class SqueezeNet(nn.Module):
                 if m.bias is not None:
                     nn.init.constant_(m.bias, 0)
 
+    fused = False
+
+    def set_fused(self, enabled: bool = True) -> "SqueezeNet":
+        """Switch the fast path on or off: fused conv+ReLU kernels, and the ReLU before each
+        max-pool moved after it (same values and gradients, a quarter of the memory traffic).
+
+        Off by default: forward hooks on the ReLU modules do not fire on the fast path.
+        """
+        self.fused = enabled
+        for module in self.modules():
+            if isinstance(module, Fire):
+                module.fused = enabled
+        return self
+
+    def _fused_features(self, x: torch.Tensor) -> torch.Tensor:
+        layers = list(self.features)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            after = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layer, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
+                pool = layers[i + 3] if i + 3 < len(layers) else None
+                if isinstance(pool, nn.MaxPool2d):  # conv, bn, relu, pool -> relu(pool(bn(conv)))
+                    x, i = torch.relu_(pool(after(layer(x)))), i + 4
+                else:
+                    x, i = torch.relu_(after(layer(x))), i + 3
+            elif isinstance(layer, nn.Conv2d) and isinstance(after, nn.ReLU):
+                pool = layers[i + 2] if i + 2 < len(layers) else None
+                if isinstance(pool, nn.MaxPool2d):
+                    x, i = torch.relu_(pool(layer(x))), i + 3
+                else:
+                    x, i = conv_relu(layer, x), i + 2
+            elif isinstance(layer, Fire) and layer.plain and isinstance(after, nn.MaxPool2d):
+                x, i = torch.relu_(after(layer.forward_pre_relu(x))), i + 2
+            else:
+                x, i = layer(x), i + 1
+        return x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise SqueezelabError(f"expected a 4-D batch (N, C, H, W), got shape {tuple(x.shape)}")
@@ -224,9 +263,12 @@ class SqueezeNet(nn.Module):
                 f"input {x.shape[-2]}x{x.shape[-1]} is too small for this model: "
                 f"the minimum is {self.min_input_size}x{self.min_input_size}"
             )
-        return self.features(x)
+        return self._fused_features(x) if self.fused else self.features(x)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and isinstance(self.classifier[2], nn.ReLU):
+            x = conv_relu(self.classifier[1], self.classifier[0](x))
+            return torch.flatten(self.classifier[3](x), 1)
         return torch.flatten(self.classifier(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

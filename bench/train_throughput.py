@@ -1,0 +1,197 @@
+"""Training throughput: squeezelab's training path vs a plain torchvision eager fp32 loop.
+
+Both sides train the same architecture (torchvision's module layout; squeezelab's models load
+torchvision state dicts strictly) on the same synthetic batch, with SGD (momentum 0.9), in the
+same process. Rounds alternate reference and squeezelab steps so that load from other processes
+hits both sides alike; images/s are from the median round, and the ratio is the median of the
+per-round ratios.
+
+    python bench/train_throughput.py --quick     # squeezenet1_1 224x224 batch 32 only
+    python bench/train_throughput.py             # + squeezenet1_0 224 b32, small stem 32x32 b256
+
+The last line is `ratio=<number>` for squeezenet1_1 at 224 (the issue's contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+import torch
+import torchvision
+from torch import nn
+
+from squeezelab.models import create_model
+from squeezelab.train import performance
+
+try:
+    from squeezelab.train.loop import train_one_epoch
+except ImportError:  # the trainer is not in this checkout
+    train_one_epoch = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    label: str
+    reference: callable  # builds the plain model
+    squeezelab: callable  # builds squeezelab's model (same architecture)
+    size: int
+    batch: int
+    classes: int
+
+
+def cases(quick: bool) -> list[Case]:
+    sn11 = Case(
+        "squeezenet1_1 224 b32",
+        lambda: torchvision.models.squeezenet1_1(num_classes=1000),
+        lambda: create_model("squeezenet1_1", num_classes=1000),
+        224, 32, 1000,
+    )
+    if quick:
+        return [sn11]
+    return [
+        Case(
+            "squeezenet1_0 224 b32",
+            lambda: torchvision.models.squeezenet1_0(num_classes=1000),
+            lambda: create_model("squeezenet1_0", num_classes=1000),
+            224, 32, 1000,
+        ),
+        # torchvision has no small-stem SqueezeNet: the reference is the same squeezelab model
+        # run the plain way (its fast path off, NCHW, a for-loop SGD).
+        Case(
+            "small-stem 32 b256",
+            lambda: create_model("squeezenet1_1", stem="small", num_classes=10),
+            lambda: create_model("squeezenet1_1", stem="small", num_classes=10),
+            32, 256, 10,
+        ),
+        sn11,
+    ]
+
+
+def plain_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The reference: what a plain torchvision training loop does, eager fp32 NCHW."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: performance.SpeedConfig):
+    """squeezelab's training step: the trainer's own epoch function (squeezelab.train.loop) over
+    one batch, with the model prepared by performance.prepare_model as the trainer does."""
+    device = torch.device("cpu")
+    model = performance.prepare_model(model, device, config)
+    model.train()
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
+        **performance.optimizer_options(torch.optim.SGD, device, config),
+    )
+    if train_one_epoch is not None:
+        return lambda: train_one_epoch(model, [(x, y)], opt, None, device=device, speed=config)
+    # Without the trainer (squeezelab.train.loop), the same calls it makes, written out.
+    loss_fn = nn.CrossEntropyLoss()
+    xb = performance.prepare_batch(x, device, config)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with performance.autocast(device, config):
+            loss = loss_fn(model(xb), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def measure(case: Case, rounds: int, steps: int, config: performance.SpeedConfig) -> dict:
+    torch.manual_seed(0)
+    x = torch.randn(case.batch, 3, case.size, case.size)
+    y = torch.randint(0, case.classes, (case.batch,))
+    ref = plain_step(case.reference(), x, y)
+    ours = squeezelab_step(case.squeezelab(), x, y, config)
+    for fn in (ref, ours):  # warm-up: oneDNN primitive creation, allocator
+        fn()
+    times = {"ref": [], "ours": []}
+    for r in range(rounds):
+        order = (("ref", ref), ("ours", ours)) if r % 2 == 0 else (("ours", ours), ("ref", ref))
+        for name, fn in order:
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append(time.perf_counter() - start)
+    images = case.batch * steps
+    ratios = [tr / to for tr, to in zip(times["ref"], times["ours"])]
+    return {
+        "case": case.label,
+        "reference": images / statistics.median(times["ref"]),
+        "squeezelab": images / statistics.median(times["ours"]),
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
+def data_throughput(spec: str, batch: int, seconds: float = 3.0) -> float:
+    """Images/s of the trainer's input pipeline alone (decode-once tensors, batched augmentation)."""
+    from squeezelab.data.config import DataConfig
+    from squeezelab.data.datasets import open_dataset
+
+    data = open_dataset(DataConfig(spec, image_size=32))
+    images, start, epoch = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for x, _ in data.batches("train", batch, epoch=epoch):
+            images += len(x)
+        epoch += 1
+    return images / (time.perf_counter() - start)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="squeezenet1_1 at 224 only, fewer rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3 quick, 5 full)")
+    parser.add_argument("--steps", type=int, default=2, help="training steps per round and side")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    parser.add_argument("--no-fused", action="store_true", help="squeezelab side without the fused path")
+    parser.add_argument("--fused-optimizer", action="store_true", help="fused=True SGD (slower on CPU)")
+    parser.add_argument("--no-channels-last", action="store_true")
+    args = parser.parse_args(argv)
+    config = performance.SpeedConfig(
+        channels_last=not args.no_channels_last,
+        fused=not args.no_fused,
+        fused_optimizer=args.fused_optimizer,
+        threads=args.threads,
+    )
+    performance.configure_threads(config)
+    rounds = args.rounds or (3 if args.quick else 5)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} rounds x {args.steps} steps")
+    print(f"squeezelab: {config}")
+    rows = [measure(case, rounds, args.steps, config) for case in cases(args.quick)]
+    print(f"{'case':24s} {'reference img/s':>16s} {'squeezelab img/s':>17s} {'ratio':>6s}  (min-max)")
+    for row in rows:
+        print(
+            f"{row['case']:24s} {row['reference']:16.1f} {row['squeezelab']:17.1f} {row['ratio']:6.2f}"
+            f"  ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+        )
+    if train_one_epoch is not None:
+        small = next((r for r in rows if r["case"].startswith("small-stem")), None)
+        for spec in ("digits", "synthetic:n=4096,classes=10,size=32"):
+            rate = data_throughput(spec, 256)
+            vs = f", {rate / small['squeezelab']:.1f}x small-stem training" if small else ""
+            print(f"data pipeline {spec} 32x32 b256: {rate:.0f} img/s{vs}")
+    else:
+        print("(trainer not in this checkout: squeezelab side = the performance.py calls it makes)")
+    print(f"ratio={rows[-1]['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

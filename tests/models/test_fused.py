@@ -1,0 +1,73 @@
+"""The fused path (oneDNN conv+ReLU, ReLU after max-pool) computes what the plain path does."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from squeezelab.models import create_model
+from squeezelab.models.fused import conv_relu
+
+
+@pytest.mark.parametrize("kernel,stride,padding,bias", [(1, 1, 0, True), (3, 1, 1, True), (3, 2, 0, False), (7, 2, 0, True)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_relu_matches_relu_of_conv(kernel, stride, padding, bias, channels_last):
+    conv = nn.Conv2d(5, 8, kernel, stride, padding, bias=bias)
+    x = torch.randn(2, 5, 15, 15)
+    if channels_last:
+        conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    plain = torch.relu(conv(x1))
+    plain.square().sum().backward()
+    grads_plain = [p.grad.clone() for p in conv.parameters()]
+    conv.zero_grad()
+    fused = conv_relu(conv, x2)
+    fused.square().sum().backward()
+    torch.testing.assert_close(fused, plain)
+    torch.testing.assert_close(x2.grad, x1.grad)
+    for got, want in zip([p.grad for p in conv.parameters()], grads_plain):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("name,kwargs,size", [
+    ("squeezenet1_0", {}, 48),
+    ("squeezenet1_1", {}, 40),
+    ("squeezenet1_1", {"stem": "small", "batch_norm": True}, 16),
+    ("squeezenet1_1_complex_bypass", {}, 40),
+    ("squeezenet1_1", {"batch_norm": True}, 40),
+])
+def test_fused_model_matches_plain_in_values_and_gradients(name, kwargs, size):
+    plain = create_model(name, num_classes=7, **kwargs)
+    fused = create_model(name, num_classes=7, **kwargs)
+    fused.load_state_dict(plain.state_dict())
+    fused.set_fused(True)
+    x = torch.randn(2, 3, size, size)
+    y = torch.randint(0, 7, (2,))
+    out = {}
+    for label, model in (("plain", plain), ("fused", fused)):
+        torch.manual_seed(1)  # the same dropout mask on both
+        logits = model(x)
+        nn.functional.cross_entropy(logits, y).backward()
+        out[label] = (logits, [p.grad for p in model.parameters()])
+    torch.testing.assert_close(out["fused"][0], out["plain"][0], rtol=1e-5, atol=1e-6)
+    for got, want in zip(out["fused"][1], out["plain"][1]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_switch_keeps_the_state_dict_and_turns_off():
+    model = create_model("squeezenet1_1", num_classes=10)
+    keys = list(model.state_dict())
+    model.set_fused(True)
+    assert list(model.state_dict()) == keys
+    assert all(m.fused for m in model.modules() if type(m).__name__ == "Fire")
+    model.set_fused(False)
+    assert not any(m.fused for m in model.modules() if type(m).__name__ == "Fire")
+
+
+def test_tracing_a_fused_model_records_the_plain_ops():
+    model = create_model("squeezenet1_1", num_classes=4).set_fused(True).eval()
+    x = torch.randn(1, 3, 40, 40)
+    traced = torch.jit.trace(model, x)
+    assert "mkldnn" not in str(traced.inlined_graph)
+    torch.testing.assert_close(traced(x), model(x))

@@ -1,0 +1,79 @@
+"""The speed switches change speed, not results: the fast path's losses track the plain path's.
+
+Tolerance: after 4 SGD steps the losses agree to 1e-4 relative and the weights to 1e-4 absolute
+(different but equally valid float summation orders in channels_last convolutions and the fused
+optimizer; the fused conv+ReLU itself is bit-identical, tests/models/test_fused.py). Dropout is
+off here: its random mask is drawn in memory order, so channels_last draws a different (equally
+valid) mask from the same seed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from squeezelab.models import create_model
+from squeezelab.train import performance
+
+CPU = torch.device("cpu")
+
+
+def _train(config: performance.SpeedConfig, steps: int = 4) -> tuple[list[float], nn.Module]:
+    torch.manual_seed(0)
+    model = create_model("squeezenet1_1", stem="small", num_classes=10, final_relu=False, dropout=0.0)
+    model = performance.prepare_model(model, CPU, config)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
+        **performance.optimizer_options(torch.optim.SGD, CPU, config),
+    )
+    gen = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(steps):
+        x = performance.prepare_batch(torch.randn(8, 3, 32, 32, generator=gen), CPU, config)
+        y = torch.randint(0, 10, (8,), generator=gen)
+        opt.zero_grad(set_to_none=True)
+        with performance.autocast(CPU, config):
+            loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, model
+
+
+def test_fast_path_loss_matches_plain_fp32_path():
+    plain_losses, plain = _train(performance.SpeedConfig.plain())
+    fast_losses, fast = _train(performance.SpeedConfig(fused_optimizer=True))
+    assert plain_losses[0] != plain_losses[-1]  # it trained, so agreement means something
+    for got, want in zip(fast_losses, plain_losses):
+        assert abs(got - want) <= 1e-4 * abs(want), (fast_losses, plain_losses)
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-4), name
+
+
+def test_prepare_model_switches_the_fused_path_and_memory_format():
+    model = performance.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, performance.SpeedConfig())
+    assert model.fused
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = performance.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, performance.SpeedConfig.plain())
+    assert not plain.fused
+
+
+def test_optimizer_options_only_offer_fused_where_accepted():
+    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig()) == {}
+    config = performance.SpeedConfig(fused_optimizer=True)
+    assert performance.optimizer_options(torch.optim.SGD, CPU, config) == {"fused": True}
+    assert performance.optimizer_options(torch.optim.AdamW, CPU, config) == {"fused": True}
+    assert performance.optimizer_options(torch.optim.LBFGS, CPU, config) == {}
+    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig.plain()) == {}
+
+
+def test_autocast_is_off_on_cpu_by_default():
+    with performance.autocast(CPU, performance.SpeedConfig()):
+        assert not torch.is_autocast_enabled("cpu")
+    with performance.autocast(CPU, performance.SpeedConfig(amp="bf16")):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_speed_config_round_trips_and_ignores_unknown_keys():
+    config = performance.SpeedConfig(threads=1, fused=False)
+    assert performance.SpeedConfig.from_dict({**config.to_dict(), "future_switch": 1}) == config
