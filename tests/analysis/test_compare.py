@@ -55,9 +55,6 @@ def test_compare_with_training_writes_tables_and_scatter_plots(tmp_path):
 
 
 def test_squeezenet_rows_carry_the_deep_compressed_size():
-    import pytest
-
-    pytest.importorskip("squeezelab.compress", reason="Deep Compression (issue 5) is not merged yet")
     from squeezelab.analysis.compare import compressed_size
 
     model = create_model("squeezenet1_1", num_classes=10)

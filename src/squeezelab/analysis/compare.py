@@ -87,11 +87,9 @@ def compressed_size(model) -> int | None:
     """
     if not getattr(model, "registry_name", "").startswith("squeezenet"):
         return None
-    try:
-        from squeezelab.compress import PruneConfig, QuantConfig, encode, prune, quantize_
-    except ImportError:  # Deep Compression (issue 5) not merged yet: the column stays empty
-        return None
     import copy
+
+    from squeezelab.compress import PruneConfig, QuantConfig, encode, prune, quantize_
 
     copied = copy.deepcopy(model).eval()
     prune(copied, PruneConfig(sparsity=0.67))

@@ -29,7 +29,8 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right;white-space:nowrap}
+section{overflow-x:auto}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
 figure img{max-width:520px;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
@@ -117,11 +118,20 @@ def _shorten_split(config: dict) -> dict:
 def _json_section(name: str, data) -> str:
     if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
         return table_html(data)
-    if isinstance(data, dict) and isinstance(data.get("rows"), list):
-        return table_html(data["rows"]) + _key_values({k: v for k, v in data.items() if k != "rows"})
-    if isinstance(data, dict) and all(not isinstance(v, (dict, list)) for v in data.values()):
-        return _key_values(data)
+    if isinstance(data, dict):
+        # Tables of rows (compare's "rows", explore's "sweeps" by name) first, then the scalars.
+        tables = {k: v for k, v in data.items() if _is_rows(v)}
+        tables.update({f"{k}: {name}": rows for k, v in data.items() if isinstance(v, dict)
+                       for name, rows in v.items() if _is_rows(rows)})
+        scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+        if tables or scalars:
+            parts = [f"<h3>{_esc(name)}</h3>{table_html(rows)}" for name, rows in tables.items()]
+            return "".join(parts) + (_key_values(scalars) if scalars else "")
     return f"<pre>{_esc(json.dumps(data, indent=2))}</pre>"
+
+
+def _is_rows(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
 
 
 def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
