@@ -34,6 +34,13 @@ def _load_checkpoint_file(path: Path) -> nn.Module:
     return model_from_checkpoint(load_checkpoint(path))
 
 
+@register_loader(".sqz")
+def _load_compressed_file(path: Path) -> nn.Module:
+    from squeezelab.compress.codec import load
+
+    return load(path)
+
+
 def load_model(path: str | os.PathLike) -> nn.Module:
     """The runnable model in `path`, in eval mode, with `.classes` and `.preprocessing`."""
     path = Path(path)

@@ -1,0 +1,109 @@
+"""Deep Compression benchmark: file sizes against the paper, encode/decode time, accuracy kept.
+
+Part 1, squeezenet1_0 at 1000 classes (random weights: no pretrained file is reachable here), at
+the paper's settings (about 33% of the weights kept, 8-bit and 6-bit shared weights), with the
+uniform per-layer density and with the released model's per-layer profile. Sizes are compared
+with the paper's 0.66 MB / 0.47 MB; times are printed in seconds and as a ratio to one batch-1
+forward pass of the same model measured in the same run (the machine is shared and noisy).
+
+Part 2 (needs the trainer): train the default digits model, compress it with fine-tuning, and
+compare its .sqz size with the fp32 state dict and its validation accuracy before and after.
+
+    nice .venv/bin/python bench/compress.py [--skip-digits] [--digits-epochs 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import tempfile
+import time
+
+import torch
+
+from squeezelab import create_model
+from squeezelab.compress import PruneConfig, QuantConfig, decode, encode, overall_density, paper_density_table, prune, quantize_
+from squeezelab.compress.pipeline import fp32_bytes
+
+print = functools.partial(print, flush=True)  # progress shows up when piped to a file
+
+PAPER_BYTES = {8: 660_000, 6: 470_000}  # SqueezeNet paper, Table 2 ("0.66 MB", "0.47 MB")
+RELEASED_8BIT_BYTES = 675_763  # songhan/SqueezeNet-Deep-Compression's file (REFERENCE.md)
+
+
+def forward_seconds(model) -> float:
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        model(x)
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    return sorted(times)[1]
+
+
+def imagenet_part() -> None:
+    reference = forward_seconds(create_model("squeezenet1_0").eval())
+    print(f"reference: squeezenet1_0 batch-1 forward {reference * 1000:.1f} ms")
+    print(f"{'profile':<9} {'bits':>4} {'density':>8} {'bytes':>9} {'paper':>9} {'vs paper':>8} "
+          f"{'quantize s':>10} {'encode s':>9} {'decode s':>9} {'enc/fwd':>8} {'dec/fwd':>8}")
+    for profile in ("uniform", "released"):
+        for bits in (8, 6):
+            torch.manual_seed(0)
+            model = create_model("squeezenet1_0").eval()
+            fp32 = fp32_bytes(model)
+            densities = paper_density_table(model) if profile == "released" else None
+            prune(model, PruneConfig(sparsity=0.67, densities=densities))
+            t = time.perf_counter()
+            quantize_(model, QuantConfig(bits=bits))
+            t_quant = time.perf_counter() - t
+            t = time.perf_counter()
+            data, _ = encode(model)
+            t_enc = time.perf_counter() - t
+            t = time.perf_counter()
+            loaded = decode(data)
+            t_dec = time.perf_counter() - t
+            x = torch.randn(2, 3, 224, 224)
+            with torch.no_grad():
+                assert torch.equal(loaded(x), model(x)), "decoded model differs"
+            paper = PAPER_BYTES[bits]
+            print(f"{profile:<9} {bits:>4} {overall_density(model):>8.1%} {len(data):>9,} {paper:>9,} "
+                  f"{len(data) / paper:>8.2f} {t_quant:>10.2f} {t_enc:>9.2f} {t_dec:>9.2f} "
+                  f"{t_enc / reference:>8.1f} {t_dec / reference:>8.1f}   (fp32 {fp32:,} B, {fp32 / len(data):.1f}x)")
+    print(f"(the released 8-bit file is {RELEASED_8BIT_BYTES:,} bytes)")
+
+
+def digits_part(epochs: int, settings: list[tuple[float, int]]) -> None:
+    from squeezelab.compress.run import compress_checkpoint
+    from squeezelab.compress.pipeline import CompressConfig
+    from squeezelab.data import DataConfig
+    from squeezelab.train.config import TrainConfig
+    from squeezelab.train.run import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        result = train(data_config=DataConfig("digits"), train_config=TrainConfig(epochs=epochs), out=tmp)
+        print(f"digits: trained {epochs} epochs in {time.perf_counter() - t:.0f} s, best val acc {result['best_val_acc']:.4f}")
+        print(f"{'sparsity':>8} {'bits':>4} {'fp32 B':>9} {'sqz B':>8} {'ratio':>6} {'acc before':>10} {'acc after':>9} {'loss pts':>8}")
+        for sparsity, bits in settings:
+            report = compress_checkpoint(result["checkpoint"], f"{tmp}/m.sqz",
+                                         CompressConfig(sparsity=sparsity, bits=bits, finetune_epochs=2))
+            loss = 100 * (report.acc_before - report.acc_after)
+            print(f"{sparsity:>8.2f} {bits:>4} {report.original_bytes:>9,} {report.compressed_bytes:>8,} "
+                  f"{report.ratio:>6.1f} {report.acc_before:>10.4f} {report.acc_after:>9.4f} {loss:>8.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--digits-epochs", type=int, default=12)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    imagenet_part()
+    if not args.skip_digits:
+        digits_part(args.digits_epochs, [(0.67, 8), (0.8, 5), (0.9, 4)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Design-space exploration: the paper's Section 5 (SR, pct3x3) and Section 6 (bypass) experiments.
+
+Each point of the design space is a `squeezenet_meta` model built from the Section 5
+metaparameters (base_e, incr_e, freq, pct3x3, squeeze ratio SR) plus a bypass kind. As in the
+paper's Figure 3, every sweep varies ONE metaparameter with the others at SqueezeNet 1.0's values,
+so `--sweep sr=...` draws Figure 3(a) and `--sweep pct3x3=...` Figure 3(b); points that coincide
+(e.g. SR 0.125 and pct3x3 0.5 are both SqueezeNet 1.0) are trained once.
+
+Every (point, seed) is trained by an injectable function (the project's trainer by default) and its
+result written atomically to its own JSON file under `OUT/points/`, so an interrupted sweep rerun
+with the same arguments trains only what is missing. Work units run in separate processes when
+`jobs > 1`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import statistics
+from pathlib import Path
+from typing import Callable, Sequence
+
+from squeezelab.errors import SqueezelabError
+from squeezelab.utils.atomic import atomic_write_text
+
+# CLI sweep names -> squeezenet_meta keyword; "sr" is the paper's name for the squeeze ratio.
+SWEEP_KEYS = {"sr": "squeeze_ratio", "pct3x3": "pct3x3", "base_e": "base_e", "incr_e": "incr_e", "freq": "freq"}
+BYPASS_KINDS = ("none", "simple", "complex")
+# SqueezeNet 1.0's metaparameters (Section 5): every sweep holds the others at these values.
+BASE_META = {"base_e": 128, "incr_e": 128, "freq": 2, "pct3x3": 0.5, "squeeze_ratio": 0.125}
+
+# train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size) -> dict with
+# best_val_acc, epochs, seconds, num_classes, image_size, model_options (see analysis/training.py).
+TrainFn = Callable[..., dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One model of the design space: the metaparameters and the bypass kind."""
+
+    base_e: int = 128
+    incr_e: int = 128
+    freq: int = 2
+    pct3x3: float = 0.5
+    squeeze_ratio: float = 0.125
+    bypass: str = "none"
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe identity: the same point always maps to the same result file."""
+        return (f"be{self.base_e}-ie{self.incr_e}-f{self.freq}-p{self.pct3x3:g}-sr{self.squeeze_ratio:g}"
+                f"-{self.bypass}")
+
+    def model_kwargs(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExploreConfig:
+    """What to explore and how to train each point (the same recipe for every point)."""
+
+    sweeps: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    bypass: tuple[str, ...] = ()
+    data: str = "digits"
+    epochs: int = 5
+    seeds: int = 3
+    image_size: int | None = None  # None: the data's own size
+    model_options: dict = dataclasses.field(default_factory=dict)  # stem, batch_norm, final_relu, ...
+    train_options: dict = dataclasses.field(default_factory=dict)  # lr, batch_size, ... for the trainer
+
+
+def parse_sweep(text: str) -> tuple[str, list[float]]:
+    """'sr=0.125,0.25' -> ('sr', [0.125, 0.25]).
+
+    >>> parse_sweep("pct3x3=0.25,0.5")
+    ('pct3x3', [0.25, 0.5])
+    """
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or name not in SWEEP_KEYS:
+        raise SqueezelabError(f"bad --sweep {text!r}: write NAME=V1,V2,... with NAME one of {', '.join(SWEEP_KEYS)}")
+    try:
+        numbers = [float(v) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise SqueezelabError(f"bad --sweep {text!r}: the values must be numbers separated by commas") from None
+    if not numbers:
+        raise SqueezelabError(f"bad --sweep {text!r}: give at least one value after '='")
+    if name in ("sr", "pct3x3") and not all(0 < v <= 1 for v in numbers):
+        raise SqueezelabError(f"bad --sweep {text!r}: {name} values must be in (0, 1]")
+    if name in ("base_e", "incr_e", "freq") and not all(v >= 1 and v == int(v) for v in numbers):
+        raise SqueezelabError(f"bad --sweep {text!r}: {name} values must be whole numbers >= 1")
+    return name, numbers
+
+
+def parse_bypass(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in kinds if k not in BYPASS_KINDS]
+    if bad or not kinds:
+        raise SqueezelabError(f"bad --bypass {text!r}: choose from {','.join(BYPASS_KINDS)}")
+    return kinds
+
+
+def design_points(sweeps: dict[str, Sequence[float]], bypass: Sequence[str] = ()) -> dict[str, list[Point]]:
+    """The points of each one-dimensional sweep (others at SqueezeNet 1.0's values), by sweep name.
+
+    >>> [p.squeeze_ratio for p in design_points({"sr": [0.25, 0.5]})["sr"]]
+    [0.25, 0.5]
+    """
+    groups: dict[str, list[Point]] = {}
+    for name, values in sweeps.items():
+        field = SWEEP_KEYS[name]
+        cast = int if field in ("base_e", "incr_e", "freq") else float
+        groups[name] = [Point(**{**BASE_META, field: cast(v)}) for v in values]
+    if bypass:
+        groups["bypass"] = [Point(**BASE_META, bypass=kind) for kind in bypass]
+    if not groups:
+        raise SqueezelabError("nothing to explore: give at least one --sweep NAME=V1,V2 or --bypass none,simple")
+    return groups
+
+
+def unique_points(groups: dict[str, list[Point]]) -> list[Point]:
+    seen: dict[str, Point] = {}
+    for points in groups.values():
+        for p in points:
+            seen.setdefault(p.key, p)
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------- the point store (one file a unit)
+
+def unit_path(out: Path, point: Point, seed: int) -> Path:
+    return Path(out) / "points" / f"{point.key}-seed{seed}.json"
+
+
+def read_unit(out: Path, point: Point, seed: int) -> dict | None:
+    """A finished unit's record, or None if it was never finished (or its file is unreadable)."""
+    path = unit_path(out, point, seed)
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn: TrainFn,
+             threads: int | None = None) -> dict:
+    """Train one (point, seed), measure its size, and store the record atomically. Returns it."""
+    from squeezelab.analysis.summary import summarize
+    from squeezelab.models import create_model
+
+    run_dir = Path(out) / "runs" / f"{point.key}-seed{seed}"
+    result = train_fn(
+        model="squeezenet_meta", model_kwargs={**config.model_options, **point.model_kwargs()},
+        data=config.data, epochs=config.epochs, seed=seed, out_dir=run_dir, train_options=config.train_options,
+        threads=threads, image_size=config.image_size,
+    )
+    size = summarize(create_model("squeezenet_meta", **result["model_options"]), result["image_size"])
+    record = {
+        "point": point.model_kwargs(), "key": point.key, "seed": seed,
+        "params": size.total_params, "macs": size.total_macs, "size_bytes": size.total_bytes,
+        "image_size": result["image_size"], "num_classes": result["num_classes"],
+        "accuracy": result["best_val_acc"], "epochs": result["epochs"], "seconds": result["seconds"],
+        "model_options": result["model_options"], "run_dir": str(run_dir),
+    }
+    atomic_write_text(unit_path(out, point, seed), json.dumps(record, indent=2))
+    return record
+
+
+def _run_unit_in_worker(args) -> dict:
+    point, seed, config, out, train_fn, threads = args
+    return run_unit(point, seed, config, out, train_fn, threads)
+
+
+def run_units(todo: list[tuple[Point, int]], config: ExploreConfig, out: Path, train_fn: TrainFn,
+              jobs: int = 1, log: Callable[[str], None] = lambda s: None) -> list[dict]:
+    """Train the missing units, in `jobs` processes (spawned, so torch state is never forked)."""
+    if jobs <= 1 or len(todo) <= 1:
+        records = []
+        for i, (point, seed) in enumerate(todo, 1):
+            log(f"[{i}/{len(todo)}] training {point.key} seed {seed}")
+            records.append(run_unit(point, seed, config, out, train_fn))
+        return records
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_unit_in_worker, (p, s, config, out, train_fn, threads)): (p, s) for p, s in todo}
+        records = []
+        for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            point, seed = futures[future]
+            records.append(future.result())
+            log(f"[{i}/{len(todo)}] finished {point.key} seed {seed}")
+        return records
+
+
+def recipe_of(config: ExploreConfig) -> dict:
+    """What every run in one --out folder must share for its results to be comparable and reused
+    (sweeps and seeds may grow between reruns; data, epochs and options may not)."""
+    return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
+            "model_options": config.model_options, "train_options": config.train_options}
+
+
+def check_recipe(out: Path, config: ExploreConfig) -> None:
+    """Refuse to resume into a folder whose finished runs used another recipe; record it if new."""
+    path = Path(out) / "recipe.json"
+    recipe = json.loads(json.dumps(recipe_of(config)))  # as it reads back from JSON
+    try:
+        recorded = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        atomic_write_text(path, json.dumps(recipe, indent=2))
+        return
+    if recorded != recipe:
+        changed = sorted(k for k in recipe if recorded.get(k) != recipe[k])
+        raise SqueezelabError(f"{out} holds runs trained with a different {', '.join(changed)}; "
+                              "pass another --out (or delete that folder) to train with this recipe")
+
+
+# ---------------------------------------------------------------- aggregation
+
+def aggregate(point: Point, records: list[dict]) -> dict:
+    """One point's row: size figures and accuracy mean / spread (sample std, min, max) over seeds."""
+    accs = [r["accuracy"] for r in records]
+    first = records[0]
+    return {
+        **point.model_kwargs(), "key": point.key,
+        "params": first["params"], "macs": first["macs"], "size_bytes": first["size_bytes"],
+        "accuracy_mean": statistics.fmean(accs),
+        "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "accuracy_min": min(accs), "accuracy_max": max(accs), "seeds": len(accs),
+        "accuracies": accs, "train_seconds": sum(r["seconds"] for r in records),
+    }
+
+
+def explore(config: ExploreConfig, out: str | Path, *, train_fn: TrainFn | None = None, jobs: int = 1,
+            plots: bool = True, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Train every point of the sweeps (skipping finished ones) and write `explore.json` + plots.
+
+    >>> explore(ExploreConfig({"sr": [0.25, 0.5]}, data="digits", epochs=1, seeds=1), "/tmp/sweep")  # doctest: +SKIP
+    """
+    if config.seeds < 1:
+        raise SqueezelabError(f"--seeds must be >= 1, got {config.seeds}")
+    out = Path(out)
+    if train_fn is None:
+        from squeezelab.analysis.training import train_model as train_fn
+    groups = design_points(config.sweeps, config.bypass)
+    points = unique_points(groups)
+    check_recipe(out, config)
+    units = [(p, seed) for p in points for seed in range(config.seeds)]
+    done = {(p.key, s): r for p, s in units if (r := read_unit(out, p, s)) is not None}
+    todo = [(p, s) for p, s in units if (p.key, s) not in done]
+    log(f"{len(units)} runs ({len(points)} points x {config.seeds} seeds): {len(done)} finished, {len(todo)} to train")
+    for record in run_units(todo, config, out, train_fn, jobs=jobs, log=log):
+        done[(record["key"], record["seed"])] = record
+    rows = {p.key: aggregate(p, [done[(p.key, s)] for s in range(config.seeds)]) for p in points}
+    result = {
+        "data": config.data, "image_size": config.image_size, "epochs": config.epochs, "seeds": config.seeds,
+        "model_options": config.model_options, "train_options": config.train_options,
+        "sweeps": {name: [rows[p.key] for p in pts] for name, pts in groups.items()},
+        "trained": len(todo), "skipped": len(units) - len(todo),
+        "plots": {},
+    }
+    if plots:
+        from squeezelab.report.design_plots import plot_bypass, plot_sweep
+
+        for name in groups:
+            path = out / f"explore_{name}.png"
+            (plot_bypass if name == "bypass" else plot_sweep)(result["sweeps"][name], name, path)
+            result["plots"][name] = str(path)
+    atomic_write_text(out / "explore.json", json.dumps(result, indent=2))
+    return result
+

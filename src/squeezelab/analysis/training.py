@@ -1,0 +1,35 @@
+"""The one place explore and compare call the project's trainer (`squeezelab.train.run.train`).
+
+Both train many models with the same recipe; this adapter fixes that recipe (TrainConfig defaults
+plus the caller's overrides, `default_model_config`'s convergent model options for the data) and
+returns what they record. A function with the same keywords and result keys can be passed to
+`explore(..., train_fn=...)` instead (tests do, to count and interrupt calls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed: int, out_dir: str | Path,
+                train_options: dict | None = None, threads: int | None = None,
+                image_size: int | None = None) -> dict:
+    """Train `model` on `data` into `out_dir` (resuming from its last.pt when one is there).
+
+    Returns the trainer's result plus `num_classes`, `image_size` and `model_options` (the options
+    the model was built with, so a caller can rebuild it to measure size and MACs).
+    """
+    from squeezelab.data import DataConfig, open_dataset
+    from squeezelab.train import performance
+    from squeezelab.train.config import TrainConfig
+    from squeezelab.train.run import default_model_config, train
+
+    data_config = DataConfig(data, image_size=image_size)
+    dataset = open_dataset(data_config)
+    model_config = default_model_config(dataset, model, **model_kwargs)
+    train_config = TrainConfig(**{**(train_options or {}), "epochs": epochs, "seed": seed})
+    out_dir = Path(out_dir)
+    result = train(model_config, data_config, train_config, performance.SpeedConfig(threads=threads),
+                   out=str(out_dir), resume=(out_dir / "last.pt").is_file())
+    options = {**model_config.options, "num_classes": dataset.num_classes}
+    return {**result, "num_classes": dataset.num_classes, "image_size": dataset.image_size, "model_options": options}

@@ -1,0 +1,49 @@
+"""`squeezelab bench`: inference latency, throughput and size per backend, with ratios vs eager."""
+
+from __future__ import annotations
+
+from squeezelab.cli.output import print_json
+from squeezelab.errors import SqueezelabError
+from squeezelab.export.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_MODELS, benchmark
+from squeezelab.utils.timing import format_speed_table
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SqueezelabError(f"--batch takes comma-separated integers such as 1,8,32, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise SqueezelabError(f"--batch needs positive batch sizes, got {text!r}")
+    return values
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime fp32/int8)")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help=f"registry names or .pt/.sqz files (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes (default 1,8,32)")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for PyTorch and ONNX Runtime")
+    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+                   help=f"comma-separated, from {','.join(BACKENDS)} (bf16 and compile are slower on CPUs "
+                        "without BF16/AMX, so not in the default)")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="time each figure for at least this long")
+    p.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.input_size < 16:
+        raise SqueezelabError(f"--input-size must be at least 16, got {args.input_size}")
+    rows = benchmark(args.models or DEFAULT_MODELS, batches=_int_list(args.batch), input_size=args.input_size,
+                     backends=backends, threads=args.threads, min_seconds=args.min_seconds)
+    if args.json:
+        print_json(rows)
+    else:
+        print(format_speed_table([r for r in rows if "ms_median" in r]))
+        for r in rows:
+            if "error" in r:
+                print(f"{r['model']} {r['backend']} batch {r['batch']}: did not run ({r['error']})")
+    return 0

@@ -1,0 +1,308 @@
+"""Magnitude pruning and Fire channel pruning (Deep Compression, Section 2; SqueezeNet, Section 4).
+
+Deep Compression removes the weights of smallest magnitude in each layer and retrains the rest;
+the SqueezeNet paper's compressed model kept about a third of its conv weights (the released
+8-bit model: expand3x3 layers about 33%, conv10 about 21%, most 1x1 layers about 99%, 33.9% in
+all; see `PAPER_DENSITY`).
+
+Masks are PyTorch parametrizations (`weight = original * mask`), so they hold through any
+optimizer, weight decay or `load_state_dict` without hooks in the training loop: the pruned
+weights are exactly zero in every forward pass and their gradients are zero.
+
+Structured pruning (`prune_channels`) removes whole squeeze / expand channels of Fire modules and
+rewrites the model's layer table, so the smaller model is a plain model that rebuilds from its
+config (`create_model(name, table=...)`) and saves and reloads like any other.
+
+>>> from squeezelab import create_model
+>>> model = prune(create_model("squeezenet1_1", num_classes=10), PruneConfig(sparsity=0.5))
+>>> round(overall_density(model), 2)
+0.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from squeezelab.errors import SqueezelabError
+
+LayerFilter = Callable[[str, nn.Module], bool]
+
+
+def conv_and_linear(name: str, module: nn.Module) -> bool:
+    """The default filter: every Conv2d and Linear layer (biases and batch norm stay dense)."""
+    return isinstance(module, (nn.Conv2d, nn.Linear))
+
+
+# Densities of the released SqueezeNet Deep Compression model, by layer role (REFERENCE.md): the
+# 3x3 expand filters hold most weights and lose two thirds; conv10 keeps about a fifth.
+PAPER_DENSITY = {"conv1": 1.0, "squeeze": 0.99, "expand1x1": 0.99, "expand3x3": 0.33, "classifier": 0.21}
+
+
+def paper_density_table(model: nn.Module, filter: LayerFilter = conv_and_linear) -> dict[str, float]:
+    """Per-layer densities in the style of the released SqueezeNet model, by each layer's role."""
+    table = {}
+    for name, module in model.named_modules():
+        if not filter(name, module):
+            continue
+        role = name.rsplit(".", 1)[-1]
+        if name.startswith("classifier"):
+            role = "classifier"
+        elif name == "features.0":
+            role = "conv1"
+        table[name] = PAPER_DENSITY.get(role, 0.33)
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+    """How much to prune: `sparsity` (fraction removed) in every selected layer, or a per-layer
+    `densities` table {module name: fraction kept} that overrides it for the layers it names.
+
+    `scope="global"` ranks all selected weights together by magnitude instead (one threshold).
+    """
+
+    sparsity: float = 0.67
+    densities: dict[str, float] | None = None
+    scope: str = "layer"
+    filter: LayerFilter = conv_and_linear
+
+    def __post_init__(self):
+        if not 0.0 <= self.sparsity < 1.0:
+            raise SqueezelabError(f"sparsity must be in [0, 1), got {self.sparsity}; 0.67 keeps a third as the paper")
+        if self.scope not in ("layer", "global"):
+            raise SqueezelabError(f"prune scope must be 'layer' or 'global', got {self.scope!r}")
+        for name, density in (self.densities or {}).items():
+            if not 0.0 < density <= 1.0:
+                raise SqueezelabError(f"density for {name} must be in (0, 1], got {density}")
+
+
+class Mask(nn.Module):
+    """Parametrization weight = original * mask; the mask is a buffer saved with the model."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+
+def magnitude_mask(weight: torch.Tensor, density: float) -> torch.Tensor:
+    """Keep the round(density * n) largest-magnitude weights (ties broken by position)."""
+    keep = int(round(density * weight.numel()))
+    mask = torch.zeros(weight.numel(), dtype=weight.dtype, device=weight.device)
+    if keep > 0:
+        mask[torch.topk(weight.detach().abs().flatten(), keep, sorted=False).indices] = 1
+    return mask.view_as(weight)
+
+
+def selected_layers(model: nn.Module, filter: LayerFilter = conv_and_linear) -> dict[str, nn.Module]:
+    return {name: m for name, m in model.named_modules() if filter(name, m) and hasattr(m, "weight")}
+
+
+def current_mask(module: nn.Module) -> torch.Tensor | None:
+    """The pruning mask on `module.weight`, or None if it is not pruned."""
+    if parametrize.is_parametrized(module, "weight"):
+        for p in module.parametrizations.weight:
+            if hasattr(p, "mask"):
+                return p.mask
+    return None
+
+
+def apply_mask_(module: nn.Module, mask: torch.Tensor) -> None:
+    """Attach (or replace) the pruning mask of `module.weight`."""
+    if parametrize.is_parametrized(module, "weight"):
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    parametrize.register_parametrization(module, "weight", Mask(mask.to(module.weight.dtype)))
+
+
+def _global_densities(layers: dict[str, nn.Module], sparsity: float) -> dict[str, float]:
+    magnitudes = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
+    keep = int(round((1 - sparsity) * magnitudes.numel()))
+    threshold = torch.topk(magnitudes, keep).values.min() if keep else float("inf")
+    return {n: float((m.weight.detach().abs() >= threshold).float().mean()) for n, m in layers.items()}
+
+
+def prune(model: nn.Module, config: PruneConfig = PruneConfig()) -> nn.Module:
+    """Magnitude-prune the selected layers in place (masks as parametrizations); returns the model."""
+    layers = selected_layers(model, config.filter)
+    if not layers:
+        raise SqueezelabError("no layer matches the prune filter; nothing to prune")
+    unknown = sorted(set(config.densities or {}) - set(layers))
+    if unknown:
+        raise SqueezelabError(f"density table names {unknown[0]!r}, which is not a prunable layer; see model.named_modules()")
+    if config.scope == "global":
+        densities = _global_densities(layers, config.sparsity)
+    else:
+        densities = {name: 1.0 - config.sparsity for name in layers}
+    densities.update(config.densities or {})
+    for name, module in layers.items():
+        apply_mask_(module, magnitude_mask(module.weight, densities[name]))
+    return model
+
+
+def layer_densities(model: nn.Module, filter: LayerFilter = conv_and_linear) -> dict[str, float]:
+    """Fraction of nonzero weights in each selected layer."""
+    return {n: float((m.weight != 0).float().mean()) for n, m in selected_layers(model, filter).items()}
+
+
+def overall_density(model: nn.Module, filter: LayerFilter = conv_and_linear) -> float:
+    layers = selected_layers(model, filter).values()
+    nonzero = sum(int((m.weight != 0).sum()) for m in layers)
+    return nonzero / max(1, sum(m.weight.numel() for m in layers))
+
+
+def finalize_(model: nn.Module) -> nn.Module:
+    """Bake every parametrization (masks, shared weights) into plain weights; in place."""
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model
+
+
+# ---------------------------------------------------------------- structured (channel) pruning
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelPruneConfig:
+    """Remove `squeeze_amount` of each Fire's squeeze channels and `expand_amount` of its expand
+    channels, the ones with the smallest L1 filter norm (`importance` is pluggable)."""
+
+    squeeze_amount: float = 0.25
+    expand_amount: float = 0.0
+    importance: Callable[[torch.Tensor], torch.Tensor] = lambda w: w.detach().abs().flatten(1).sum(1)
+
+    def __post_init__(self):
+        for label, value in (("squeeze_amount", self.squeeze_amount), ("expand_amount", self.expand_amount)):
+            if not 0.0 <= value < 1.0:
+                raise SqueezelabError(f"{label} must be in [0, 1), got {value}")
+
+
+def _keep(weight: torch.Tensor, amount: float, importance) -> torch.Tensor:
+    n = weight.shape[0]
+    keep = max(1, n - int(round(amount * n)))
+    return torch.sort(torch.topk(importance(weight), keep).indices).values
+
+
+def _fire_keeps(fire, config: ChannelPruneConfig):
+    squeeze = _keep(fire.squeeze.weight, config.squeeze_amount, config.importance)
+    e1 = _keep(fire.expand1x1.weight, config.expand_amount, config.importance)
+    e3 = _keep(fire.expand3x3.weight, config.expand_amount, config.importance)
+    return squeeze, e1, e3
+
+
+def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneConfig()) -> nn.Module:
+    """A new, smaller model with Fire channels removed and its table rewritten.
+
+    The result's `model_config` holds the new table, so a checkpoint of it rebuilds by itself.
+    Expand channels feed the next layer and any bypass, so expand pruning is refused for models
+    with bypass or squeeze-and-excitation (their channel counts must match).
+
+    >>> from squeezelab import create_model
+    >>> small = prune_channels(create_model("squeezenet1_1", num_classes=10))
+    >>> small.table[2]
+    ('fire', 12, 64, 64)
+    """
+    from squeezelab.models.config import ModelConfig
+    from squeezelab.models.fire import Fire
+
+    if not hasattr(model, "table"):
+        raise SqueezelabError("channel pruning needs a table-built SqueezeNet (create_model('squeezenet...'))")
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        raise SqueezelabError("channel-prune before magnitude pruning or weight sharing, or call finalize_(model) first")
+    fires = [m for m in model.features if isinstance(m, Fire)]
+    if config.expand_amount and any(f.bypass != "none" or hasattr(f, "se") for f in fires):
+        raise SqueezelabError("expand-channel pruning does not support bypass or SE models; use squeeze_amount only")
+    base = config_of(model)
+    keeps = {id(f): _fire_keeps(f, config) for f in fires}
+    table, fire_iter = [], iter(fires)
+    for row in model.table:
+        if row[0] == "fire":
+            s, e1, e3 = keeps[id(next(fire_iter))]
+            row = ("fire", len(s), len(e1), len(e3))
+        table.append(tuple(row))
+    new_config = base.with_options(table=[list(r) for r in table], stem="standard")
+    with torch.no_grad():
+        new = new_config.build()
+        _copy_sliced(model, new, keeps)
+    for attr in ("classes", "preprocessing"):
+        if hasattr(model, attr):
+            setattr(new, attr, getattr(model, attr))
+    new.model_config = new_config
+    return new.train(model.training)
+
+
+def config_of(model: nn.Module):
+    """The `ModelConfig` that rebuilds `model`'s architecture: its own if it came from a file,
+    else read off the module (table, classes, channels, dropout, batch norm, bypass, SE, final ReLU)."""
+    from squeezelab.models.config import ModelConfig
+    from squeezelab.models.fire import Fire
+
+    config = getattr(model, "model_config", None)
+    if config is not None:
+        return config
+    if not hasattr(model, "table"):
+        raise SqueezelabError("this model has no layer table; build it with squeezelab.create_model")
+    fires = [m for m in model.features if isinstance(m, Fire)]
+    bypasses = {f.bypass for f in fires}
+    se = [f.se.fc1.out_channels / f.out_channels for f in fires if hasattr(f, "se")]
+    options = {
+        "table": [list(r) for r in model.table],
+        "stem": "standard",  # the table already holds the stem rows
+        "num_classes": model.num_classes,
+        "in_chans": model.features[0].in_channels,
+        "dropout": model.classifier[0].p,
+        "batch_norm": any(isinstance(m, nn.BatchNorm2d) for m in model.features.modules()),
+        "bypass": "complex" if "conv" in bypasses else ("simple" if "identity" in bypasses else "none"),
+        "se_ratio": se[0] if se else 0.0,
+        "final_relu": isinstance(model.classifier[2], nn.ReLU),
+    }
+    name = getattr(model, "registry_name", "squeezenet1_0")
+    # the *_bypass builders fix `bypass` themselves; the table and options here say it all
+    return ModelConfig(name.replace("_simple_bypass", "").replace("_complex_bypass", ""), options)
+
+
+def _slice_into(dst: nn.Module, src: nn.Module, out_idx=None, in_idx=None) -> None:
+    for name, tensor in list(src.named_parameters(recurse=False)) + list(src.named_buffers(recurse=False)):
+        value = tensor.detach()
+        if value.dim() == 0:
+            getattr(dst, name).copy_(value)
+            continue
+        if out_idx is not None:
+            value = value.index_select(0, out_idx)
+        if in_idx is not None and value.dim() > 1:
+            value = value.index_select(1, in_idx)
+        getattr(dst, name).copy_(value)
+
+
+def _copy_sliced(old: nn.Module, new: nn.Module, keeps: dict) -> None:
+    from squeezelab.models.fire import Fire
+
+    in_idx = None  # channels of the previous layer's output that survive
+    for old_layer, new_layer in zip(old.features, new.features):
+        if isinstance(old_layer, Fire):
+            s, e1, e3 = keeps[id(old_layer)]
+            _slice_into(new_layer.squeeze, old_layer.squeeze, s, in_idx)
+            _slice_into(new_layer.expand1x1, old_layer.expand1x1, e1, s)
+            _slice_into(new_layer.expand3x3, old_layer.expand3x3, e3, s)
+            for bn, idx in (("squeeze_bn", s), ("expand1x1_bn", e1), ("expand3x3_bn", e3)):
+                if hasattr(old_layer, bn):
+                    _slice_into(getattr(new_layer, bn), getattr(old_layer, bn), idx)
+            out = torch.cat([e1, e3 + old_layer.expand1x1.out_channels])
+            for extra in ("se", "bypass_conv", "bypass_bn"):
+                if hasattr(old_layer, extra):  # only reached with full expand channels (checked above)
+                    getattr(new_layer, extra).load_state_dict(getattr(old_layer, extra).state_dict())
+            in_idx = out
+        elif isinstance(old_layer, nn.Conv2d):  # a conv row after a Fire takes its kept channels
+            _slice_into(new_layer, old_layer, None, in_idx)
+            in_idx = None
+        else:  # pools, ReLUs, the stem's batch norm: shapes unchanged
+            new_layer.load_state_dict(old_layer.state_dict())
+    final_old, final_new = old.classifier[1], new.classifier[1]
+    _slice_into(final_new, final_old, None, in_idx)

@@ -1,0 +1,170 @@
+"""Inference speed and size of a model on every CPU backend, against PyTorch eager in the same run.
+
+Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 is faster):
+- `eager`: PyTorch fp32, NCHW, the reference.
+- `channels_last`: PyTorch fp32 in NHWC, about 2x eager here (REFERENCE.md).
+- `bf16`, `compile`: bf16 autocast and torch.compile; measured slower on this CPU (no BF16/AMX), so
+  opt-in (`--backends`).
+- `ort_fp32`, `ort_int8` (QDQ U8S8 per-channel, the default int8 format), `ort_int8_qoperator`
+  (QOperator U8S8), `ort_int8_s8s8` (QDQ S8S8, ONNX Runtime's documented default; slow without
+  a fast s8 x s8 path): ONNX Runtime. See export/int8.py for the measurements.
+
+Int8 speed does not depend on which images calibrate it, so without calibration images the int8
+models for speed are calibrated on seeded random inputs; accuracy (top-1 agreement) is measured by
+`export.int8.top1_agreement` on real images (bench/inference.py).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from squeezelab.errors import SqueezelabError
+from squeezelab.utils.timing import time_call
+
+BACKENDS = ("eager", "channels_last", "bf16", "compile", "ort_fp32", "ort_int8", "ort_int8_qoperator", "ort_int8_s8s8")
+DEFAULT_BACKENDS = ("eager", "channels_last", "ort_fp32", "ort_int8")
+DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small", "tv/shufflenet_v2_x1_0")
+
+
+def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
+    """A registry name or a model file (.pt, .sqz) -> (label, model in eval mode)."""
+    from squeezelab.loading import load_model
+    from squeezelab.models import create_model, list_models
+
+    if isinstance(spec, nn.Module):
+        return getattr(spec, "registry_name", type(spec).__name__), spec.eval()
+    if spec in list_models():
+        return spec, create_model(spec).eval()
+    if os.path.exists(spec):
+        return Path(spec).name, load_model(spec).eval()
+    return spec, create_model(spec).eval()  # raises the registry's "unknown model, did you mean" error
+
+
+def _state_dict_bytes(model: nn.Module) -> int:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def _torch_runner(model: nn.Module, x: torch.Tensor, backend: str):
+    if backend == "eager":
+        return lambda: model(x)
+    model_cl = model.to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    if backend == "channels_last":
+        return lambda: model_cl(x_cl)
+    if backend == "bf16":
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model_cl(x_cl)
+        return run
+    if backend == "compile":
+        compiled = torch.compile(model_cl)
+        return lambda: compiled(x_cl)
+    raise SqueezelabError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def _ort_files(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration) -> dict[str, Path]:
+    from squeezelab.export.int8 import quantize_int8
+    from squeezelab.export.onnx import export_onnx
+
+    files = {"ort_fp32": tmp / "fp32.onnx"}
+    export_onnx(model, files["ort_fp32"], dynamic_batch=True, input_size=input_size)
+    if calibration is None and any(b.startswith("ort_int8") for b in backends):
+        generator = torch.Generator().manual_seed(0)
+        calibration = [torch.randn(8, 3, input_size, input_size, generator=generator) for _ in range(4)]
+    for backend, fmt in (("ort_int8", "qdq"), ("ort_int8_qoperator", "qoperator"), ("ort_int8_s8s8", "qdq_s8s8")):
+        if backend in backends:
+            files[backend] = tmp / f"{fmt}.onnx"
+            quantize_int8(files["ort_fp32"], files[backend], calibration, format=fmt)
+    return files
+
+
+def benchmark_model(
+    spec: str | nn.Module,
+    *,
+    batches: Sequence[int] = (1, 8, 32),
+    input_size: int = 224,
+    backends: Sequence[str] = DEFAULT_BACKENDS,
+    threads: int | None = None,
+    min_seconds: float = 1.0,
+    calibration: list[torch.Tensor] | None = None,
+) -> list[dict]:
+    """Rows of {model, backend, batch, input_size, ms_median, ms_p90, images_per_s, size_bytes,
+    ratio_vs_eager} for one model; eager is always measured first as the reference.
+
+    >>> rows = benchmark_model("squeezenet1_1", batches=[1], input_size=64, backends=["eager"], min_seconds=0.05)
+    >>> rows[0]["ratio_vs_eager"]
+    1.0
+    """
+    from squeezelab.export.onnx import make_session
+
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise SqueezelabError(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
+    backends = ["eager", *[b for b in backends if b != "eager"]]
+    label, model = resolve_model(spec)
+    model = model.float().eval()
+    if threads:
+        torch.set_num_threads(threads)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="squeezelab-bench-") as tmp:
+        onnx_files = _ort_files(model, input_size, backends, Path(tmp), calibration) if any(
+            b.startswith("ort") for b in backends) else {}
+        sessions = {b: make_session(f, threads) for b, f in onnx_files.items() if b in backends}
+        torch_size = _state_dict_bytes(model)
+        for batch in batches:
+            x = torch.randn(batch, 3, input_size, input_size)
+            reference = None
+            for backend in backends:
+                if backend in sessions:
+                    session, feed = sessions[backend], {"input": x.numpy()}
+                    run = lambda s=session, f=feed: s.run(None, f)  # noqa: E731
+                    size = onnx_files[backend].stat().st_size
+                else:
+                    run = _torch_runner(model, x, backend)
+                    size = torch_size
+                with torch.inference_mode():
+                    try:
+                        timing = time_call(run, min_seconds=min_seconds)
+                    except Exception as exc:  # a backend that does not work here (e.g. compile without a compiler)
+                        rows.append({"model": label, "backend": backend, "batch": batch, "input_size": input_size,
+                                     "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"})
+                        continue
+                if backend == "eager":
+                    reference = timing.ms_median
+                rows.append({
+                    "model": label, "backend": backend, "batch": batch, "input_size": input_size,
+                    "ms_median": timing.ms_median, "ms_p90": timing.ms_p90, "runs": timing.runs,
+                    "images_per_s": batch * 1e3 / timing.ms_median, "size_bytes": size,
+                    "ratio_vs_eager": round(reference / timing.ms_median, 3) if reference else None,
+                })
+            model.to(memory_format=torch.contiguous_format)
+    return rows
+
+
+def benchmark(models: Sequence[str | nn.Module] = DEFAULT_MODELS, **kwargs) -> list[dict]:
+    """`benchmark_model` for each model, all in one run so the ratios compare."""
+    rows: list[dict] = []
+    for spec in models:
+        rows.extend(benchmark_model(spec, **kwargs))
+    return rows
+
+
+def ratio(rows: Sequence[dict], model: str, batch: int, backend: str, reference: str) -> float:
+    """How many times faster `backend` is than `reference` for one model and batch."""
+    def median(b):
+        for r in rows:
+            if r["model"] == model and r["batch"] == batch and r["backend"] == b and "ms_median" in r:
+                return r["ms_median"]
+        return float("nan")
+
+    return median(reference) / median(backend)
+

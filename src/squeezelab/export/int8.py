@@ -1,0 +1,164 @@
+"""int8 models through ONNX Runtime's static quantization, calibrated on real images.
+
+Every format has per-channel int8 weights and activation ranges from MinMax calibration on real
+images. Measured on this project's AVX-512 VNNI CPU (squeezenet1_1, 224x224, ONNX Runtime 1.32;
+`python bench/inference.py`), relative to ONNX Runtime fp32:
+- "qdq" (default): QuantizeLinear/DequantizeLinear pairs with uint8 activations and int8 weights
+  (U8S8). ONNX Runtime fuses the pairs into the same QLinearConv/QLinearConcat NHWC graph as
+  QOperator, so it is as fast (1.5x at batch 1, 1.6x at batch 32), and QDQ is the portable format
+  other runtimes read; VNNI's u8 x s8 dot product is what makes U8S8 fast here.
+- "qoperator": QLinearConv etc. written out (U8S8): the same speed here, the format REFERENCE.md
+  measured fastest.
+- "qdq_s8s8": ONNX Runtime's documented default (int8 activations): 0.6x fp32 here, *slower*, since
+  this CPU has no fast s8 x s8 path; kept selectable for CPUs and runtimes where it pays.
+PyTorch's own int8 path was measured and not taken: FX int8 with the x86 backend ran squeezenet1_1
+at 8.1 ms (batch 1) and 232 ms (batch 32) against ONNX Runtime int8's 5.4 ms and 171 ms, one
+thread, same run (`python bench/int8_paths.py`: ONNX Runtime 1.49x / 1.36x faster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from squeezelab.errors import SqueezelabError
+from squeezelab.export.onnx import INPUT_NAME, make_session
+from squeezelab.utils.atomic import atomic_write_bytes
+
+FORMATS = ("qdq", "qoperator", "qdq_s8s8")
+DEFAULT_FORMAT = "qdq"
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Report:
+    path: str
+    format: str
+    calibration_images: int
+    size_bytes: int
+    fp32_size_bytes: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's quantizer prints progress and logs protobuf dumps on the root logger for
+    shape-only tensors it leaves in float (ShuffleNet's reshapes); keep them off the user's screen."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over preprocessed batches."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self._batches = iter(batches)
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+    def rewind(self):  # pragma: no cover - only used by some calibrators
+        pass
+
+
+def _fit_batches(batches: list[torch.Tensor], fixed_batch: int | None) -> list[np.ndarray]:
+    """Split calibration batches to the model's fixed batch size (1 for a default export)."""
+    arrays = [b.float().numpy() for b in batches]
+    if not fixed_batch:
+        return arrays
+    flat = np.concatenate(arrays)
+    usable = len(flat) - len(flat) % fixed_batch
+    return [flat[i:i + fixed_batch] for i in range(0, usable, fixed_batch)]
+
+
+def quantize_int8(
+    fp32_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration: list[torch.Tensor],
+    *,
+    format: str = DEFAULT_FORMAT,
+    per_channel: bool = True,
+) -> Int8Report:
+    """Write an int8 copy of the fp32 ONNX model at `fp32_path`, calibrated on `calibration`.
+
+    `calibration` is a list of preprocessed real-image batches (see export.calibration). The
+    metadata (classes, preprocessing) is carried over so the int8 file serves on its own.
+
+    >>> # quantize_int8("m.onnx", "m.int8.onnx", calibration_batches("photos/", model.preprocessing))
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if format not in FORMATS:
+        raise SqueezelabError(f"unknown int8 format {format!r}; choose one of {', '.join(FORMATS)}")
+    if not calibration:
+        raise SqueezelabError("int8 calibration needs at least one real image; pass --calib-data")
+    fp32 = onnx.load(str(fp32_path))
+    dims = fp32.graph.input[0].type.tensor_type.shape.dim
+    fixed_batch = dims[0].dim_value if dims[0].HasField("dim_value") else None
+    arrays = _fit_batches(calibration, fixed_batch)
+    count = sum(len(a) for a in arrays)
+    quant_format = QuantFormat.QOperator if format == "qoperator" else QuantFormat.QDQ
+    activation = QuantType.QInt8 if format == "qdq_s8s8" else QuantType.QUInt8
+    with tempfile.TemporaryDirectory(prefix="squeezelab-int8-") as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        with _quiet():
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        quantized = Path(tmp) / "int8.onnx"
+        with _quiet():
+            quantize_static(
+                str(prepared), str(quantized), _Reader(arrays), quant_format=quant_format, per_channel=per_channel,
+                activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            )
+        proto = onnx.load(str(quantized))
+    del proto.metadata_props[:]
+    for entry in fp32.metadata_props:
+        proto.metadata_props.add().CopyFrom(entry)
+    proto.metadata_props.add(key="squeezelab.int8_format", value=f'"{format}"')
+    data = proto.SerializeToString()
+    atomic_write_bytes(out_path, data)
+    return Int8Report(str(out_path), format, count, len(data), Path(fp32_path).stat().st_size)
+
+
+def top1_agreement(fp32_path, int8_path, batches: list[torch.Tensor], labels: torch.Tensor | None = None) -> dict:
+    """Share of images where the int8 model's top-1 class equals the fp32 model's; with `labels`
+    (in batch order) also both models' top-1 accuracy."""
+    fp32, int8 = make_session(fp32_path), make_session(int8_path)
+    fixed = fp32.get_inputs()[0].shape[0]
+    arrays = _fit_batches(batches, fixed if isinstance(fixed, int) else None)
+    same = total = 0
+    predicted: set[int] = set()
+    correct = {"fp32": 0, "int8": 0}
+    max_diff = 0.0
+    for batch in arrays:
+        a = fp32.run(None, {INPUT_NAME: batch})[0]
+        b = int8.run(None, {INPUT_NAME: batch})[0]
+        same += int((a.argmax(1) == b.argmax(1)).sum())
+        predicted.update(int(c) for c in a.argmax(1))
+        if labels is not None:
+            truth = labels[total:total + len(batch)].numpy()
+            correct["fp32"] += int((a.argmax(1) == truth).sum())
+            correct["int8"] += int((b.argmax(1) == truth).sum())
+        total += len(batch)
+        max_diff = max(max_diff, float(np.abs(a - b).max()))
+    # a model that predicts one class for everything (random weights often do) agrees trivially
+    result = {"images": total, "top1_agreement": same / total if total else float("nan"),
+              "max_abs_logit_diff": max_diff, "fp32_classes_predicted": len(predicted)}
+    if labels is not None and total:
+        result.update(fp32_accuracy=correct["fp32"] / total, int8_accuracy=correct["int8"] / total)
+    return result

@@ -1,0 +1,1 @@
+"""Reports of a run: training curves, confusion matrices."""

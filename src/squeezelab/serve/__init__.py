@@ -1,0 +1,1 @@
+"""HTTP serving: a FastAPI app with a page, over PyTorch or ONNX Runtime models."""

@@ -1,0 +1,188 @@
+"""The HTTP service: POST /predict, GET /health, GET /model, OpenAPI docs at /docs, a page at /.
+
+Bounded by design (issue 9, section 5): request bodies are capped before and while they are read
+(413) and must keep arriving (408 after `read_timeout_s` of silence), images are capped by pixels
+before decoding (413), content types are checked (415), inference runs on
+`workers` threads with at most `max_queue` requests waiting (503 with Retry-After beyond that, or
+after `timeout_s`), and any unexpected error answers a generic 500 without paths or tracebacks
+(they go to the server log). `squeezelab serve` binds to 127.0.0.1 unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from squeezelab.serve.images import ServeLimits, UploadError, check_content_type, decode_image
+from squeezelab.serve.predictor import Predictor
+
+log = logging.getLogger("squeezelab.serve")
+MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and headers around the file
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length or by counting chunks;
+    408 when a client stops sending its body for `read_timeout` seconds (a slow-loris upload would
+    otherwise hold a connection and a queue slot forever)."""
+
+    def __init__(self, app, limit: int, read_timeout: float = 30.0):
+        self.app, self.limit, self.read_timeout = app, limit, read_timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await _send_error(send, 413, f"the request body is over the {self.limit / 2**20:.0f} MiB limit")
+        seen = 0
+        started = False
+
+        async def counting_receive():
+            nonlocal seen
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.read_timeout)
+            except asyncio.TimeoutError:
+                raise _Stalled() from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _send_error(send, 413, f"the request body is over the {self.limit / 2**20:.0f} MiB limit")
+        except _Stalled:
+            if not started:
+                await _send_error(send, 408, f"the upload stalled for {self.read_timeout:.0f} s; send it again")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Stalled(Exception):
+    pass
+
+
+async def _send_error(send, status: int, message: str) -> None:
+    response = JSONResponse({"detail": message}, status_code=status)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> FastAPI:
+    """The FastAPI app serving `predictor` within `limits`.
+
+    >>> # uvicorn.run(create_app(open_predictor("model.onnx")), host="127.0.0.1", port=8000)
+    """
+    app = FastAPI(title="squeezelab", version="1", description=f"Image classification with {predictor.name}")
+    executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="squeezelab-infer")
+    state = {"pending": 0, "served": 0, "rejected": 0, "started": time.time()}
+
+    def infer(data: bytes, k: int) -> list[dict]:
+        image = decode_image(data, limits, target_size=predictor.preprocessing.resize)
+        return predictor.top_k([image], k)[0]
+
+    async def run_bounded(data: bytes, k: int) -> list[dict]:
+        if state["pending"] >= limits.workers + limits.max_queue:
+            raise UploadError(503, "the server is busy; retry in a moment")
+        loop = asyncio.get_running_loop()
+        state["pending"] += 1
+
+        def release():
+            state["pending"] -= 1
+
+        # the slot is held until the work really ends (or is cancelled before it starts), so a
+        # timed-out request that is still computing keeps counting against the bound
+        work = executor.submit(infer, data, k)
+        work.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(work)), timeout=limits.timeout_s)
+        except asyncio.TimeoutError:
+            work.cancel()  # drops it if it is still waiting in the queue
+            raise UploadError(503, f"the request took over {limits.timeout_s:.0f} s; retry later") from None
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, exc: UploadError):
+        state["rejected"] += 1
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"bad request: {where} {first.get('msg', '')}".strip()}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error serving %s", request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return resources.files("squeezelab.serve").joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    async def health() -> dict:
+        """Liveness and load: requests in flight, served and rejected since start."""
+        return {"status": "ok", "model": predictor.name, "in_flight": state["pending"], "served": state["served"],
+                "rejected": state["rejected"], "uptime_s": round(time.time() - state["started"], 1)}
+
+    @app.get("/model")
+    async def model_info() -> dict:
+        """The served model: name, format, classes, size on disk, parameters, input size, preprocessing."""
+        return predictor.info()
+
+    @app.post("/predict")
+    async def predict(request: Request, k: int = Query(5, ge=1, le=limits.max_top_k, description="how many classes")) -> dict:
+        """Upload one image (multipart field `file`, or the raw bytes with an image/* content type);
+        get the top-k classes with probabilities."""
+        started = time.perf_counter()
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            try:
+                form = await request.form(max_files=1, max_fields=8)
+            except (_TooLarge, _Stalled):
+                raise
+            except Exception:
+                raise UploadError(400, "the multipart form could not be parsed; send the image as field 'file'") from None
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise UploadError(400, "no file in the form; send the image as multipart field 'file'")
+            check_content_type(upload.content_type)
+            data = await upload.read()
+            await form.close()
+        elif content_type.startswith(("image/", "application/octet-stream")) or not content_type:
+            data = await request.body()
+        else:
+            raise UploadError(415, f"unsupported content type {content_type.split(';')[0]!r}; "
+                                   "send multipart/form-data with field 'file' or the image bytes as image/*")
+        top = await run_bounded(data, k)
+        state["served"] += 1
+        return {"model": predictor.name, "top_k": top, "ms": round((time.perf_counter() - started) * 1e3, 2)}
+
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + MULTIPART_OVERHEAD, read_timeout=limits.read_timeout_s)
+    app.state.limits = limits
+    return app

@@ -1,0 +1,58 @@
+"""`squeezelab explore` end to end on digits with the real trainer: killed mid-sweep, then resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+# The cheapest honest sweep on digits: the standard stem (stride 2 and a pool) at 24 px keeps a
+# point near 10 MMACs, so one epoch takes seconds, not the minutes of the small stem at 32 px.
+ARGS = ["explore", "--sweep", "sr=0.125,0.25", "--data", "digits", "--image-size", "24",
+        "--model-option", "stem=standard", "--epochs", "1", "--seeds", "1"]
+
+
+def _finished(out):
+    return sorted(p.name for p in (out / "points").glob("*.json")) if (out / "points").is_dir() else []
+
+
+def test_explore_killed_after_a_point_resumes_without_retraining_it(tmp_path, cli):
+    out = tmp_path / "sweep"
+    first = subprocess.Popen([sys.executable, "-m", "squeezelab", *ARGS, "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not _finished(out) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # no clean-up code runs: what a power cut or OOM kill does
+    first.wait()
+    finished = _finished(out)
+    assert len(finished) == 1, first.stderr.read().decode()[-2000:]
+    assert not list((out / "points").glob(".*.tmp"))  # atomic: nothing half-written was left behind
+
+    done = cli(*ARGS, "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert (result["skipped"], result["trained"]) == (1, 1)
+    rows = result["sweeps"]["sr"]
+    assert [r["squeeze_ratio"] for r in rows] == [0.125, 0.25]
+    assert rows[0]["params"] < rows[1]["params"]
+    assert all(0.0 <= r["accuracy_mean"] <= 1.0 and r["seeds"] == 1 for r in rows)
+    assert (out / "explore_sr.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "explore.json").read_text())["sweeps"]["sr"] == rows
+
+
+@pytest.mark.slow
+def test_explore_in_parallel_processes_matches_points_and_bypass(tmp_path, cli):
+    out = tmp_path / "sweep"
+    done = cli("explore", "--sweep", "pct3x3=0.25,0.75", "--bypass", "none,simple", "--data", "digits",
+               "--image-size", "24", "--model-option", "stem=standard", "--epochs", "1", "--seeds", "1",
+               "--jobs", "2", "--out", str(out), "--json", timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["trained"] == 4 and len(_finished(out)) == 4
+    assert (out / "explore_pct3x3.png").is_file() and (out / "explore_bypass.png").is_file()

@@ -1,0 +1,85 @@
+"""`squeezelab export`, `bench` and `serve`, run as a user would (subprocesses)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import squeezelab
+from squeezelab.train.checkpoint import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deploy")
+    model = squeezelab.create_model("squeezenet1_1", num_classes=3, final_relu=False)
+    preprocessing = {**model.preprocessing.to_dict(), "resize": 72, "crop": 64}
+    path = tmp / "model.pt"
+    save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": 3, "final_relu": False}},
+                           "state_dict": model.state_dict(), "classes": ["a", "b", "c"], "preprocessing": preprocessing})
+    images = tmp / "images"
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        (images / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(images / f"c{i % 3}" / f"{i}.png")
+    return path, images
+
+
+def test_export_writes_a_checked_onnx_and_int8(cli, checkpoint, tmp_path):
+    path, images = checkpoint
+    out = tmp_path / "model.onnx"
+    result = cli("export", str(path), "-o", str(out), "--opset", "13", "--dynamic-batch", "--int8",
+                 "--calib-data", str(images), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["onnx"]["max_abs_diff"] < 1e-4 and report["onnx"]["opset"] == 13
+    assert report["int8"]["calibration_images"] == 12 and 0 <= report["int8"]["top1_agreement"] <= 1
+    assert out.exists() and (tmp_path / "model.int8.onnx").exists()
+    text = cli("export", str(path), "-o", str(tmp_path / "b.onnx"))
+    assert text.returncode == 0 and "onnx.checker passed" in text.stdout and "max abs diff" in text.stdout
+
+
+def test_export_errors_are_one_line_exit_2(cli, checkpoint, tmp_path):
+    path, _ = checkpoint
+    for args, words in [((str(path), "-o", str(tmp_path / "x.onnx"), "--int8"), "--calib-data"),
+                        ((str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.onnx")), "does not exist"),
+                        ((str(path), "-o", str(tmp_path / "x.onnx"), "--opset", "7"), "opset")]:
+        result = cli("export", *args)
+        assert result.returncode == 2 and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_bench_json_has_ms_median_and_ratio_vs_eager(cli):
+    result = cli("bench", "squeezenet1_1", "--batch", "1", "--json", "--min-seconds", "0.2")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    backends = [r["backend"] for r in rows]
+    assert backends == ["eager", "channels_last", "ort_fp32", "ort_int8"]
+    for r in rows:
+        assert r["model"] == "squeezenet1_1" and r["batch"] == 1 and r["ms_median"] > 0 and r["ratio_vs_eager"] > 0
+        assert {"ms_p90", "images_per_s", "size_bytes"} <= set(r)
+    assert rows[0]["ratio_vs_eager"] == 1.0
+
+
+def test_bench_table_and_bad_batch(cli):
+    result = cli("bench", "squeezenet1_1", "--batch", "2", "--input-size", "48", "--backends", "eager,ort_fp32",
+                 "--min-seconds", "0.05")
+    assert result.returncode == 0 and "vs eager" in result.stdout and "ort_fp32" in result.stdout
+    bad = cli("bench", "--batch", "one")
+    assert bad.returncode == 2 and "--batch" in bad.stderr
+
+
+def test_serve_refuses_a_bad_model_file_in_one_line(cli, tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    result = cli("serve", str(tmp_path / "junk.onnx"))
+    assert result.returncode == 2 and "not a readable ONNX file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_binds_to_localhost_by_default():
+    from squeezelab.cli import build_parser
+
+    args = build_parser().parse_args(["serve", "m.onnx"])
+    assert args.host == "127.0.0.1" and args.port == 8000

@@ -1,0 +1,133 @@
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+import squeezelab
+from squeezelab.errors import SqueezelabError
+from squeezelab.export.calibration import calibration_batches, image_files
+from squeezelab.export.int8 import quantize_int8, top1_agreement
+from squeezelab.export.onnx import export_onnx, load_onnx
+
+
+def write_images(folder, count=24, size=48):
+    """Smooth coloured gradients, one folder per 'class', like a small photo folder."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        cls = folder / f"class{i % 3}"
+        cls.mkdir(parents=True, exist_ok=True)
+        base = rng.uniform(0, 255, 3)
+        ramp = np.linspace(0, 1, size)[:, None, None] * rng.uniform(-80, 80, 3)
+        pixels = np.clip(base + ramp + rng.normal(0, 10, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(cls / f"{i}.jpg")
+    (folder / ".DS_Store").write_bytes(b"\0junk")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("int8")
+    model = squeezelab.create_model("squeezenet1_1", num_classes=10, final_relu=False)
+    path = tmp / "fp32.onnx"
+    export_onnx(model, path, dynamic_batch=True, input_size=64)
+    folder = write_images(tmp / "images")
+    import dataclasses
+
+    preprocessing = dataclasses.replace(model.preprocessing, resize=72, crop=64)
+    return path, calibration_batches(folder, preprocessing, limit=24, batch_size=8)
+
+
+def test_image_files_round_robin_over_class_folders(tmp_path):
+    write_images(tmp_path)
+    files = image_files(tmp_path, 6)
+    assert sorted({f.parent.name for f in files}) == ["class0", "class1", "class2"] and len(files) == 6
+    with pytest.raises(SqueezelabError, match="no images"):
+        (tmp_path / "empty").mkdir()
+        image_files(tmp_path / "empty", 1)
+
+
+@pytest.mark.parametrize("fmt, op", [("qoperator", "QLinearConv"), ("qdq", "QuantizeLinear"), ("qdq_s8s8", "QuantizeLinear")])
+def test_int8_is_smaller_keeps_metadata_and_agrees_with_fp32(fp32, tmp_path, fmt, op):
+    path, batches = fp32
+    report = quantize_int8(path, tmp_path / "int8.onnx", batches, format=fmt)
+    assert report.calibration_images == 24
+    assert report.size_bytes < 0.4 * report.fp32_size_bytes  # int8 weights: about a quarter
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert op in ops
+    loaded = load_onnx(tmp_path / "int8.onnx")
+    assert len(loaded.classes) == 10 and loaded.input_size == 64
+    agreement = top1_agreement(path, tmp_path / "int8.onnx", batches)
+    assert agreement["images"] == 24 and agreement["fp32_classes_predicted"] >= 1
+    # random weights give near-ties, so this is loose; a trained model is measured in bench/inference.py
+    assert agreement["top1_agreement"] >= 0.5
+    a = load_onnx(path)(batches[0].numpy())
+    b = loaded(batches[0].numpy())
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
+def test_int8_needs_real_calibration_and_a_known_format(fp32, tmp_path):
+    path, batches = fp32
+    with pytest.raises(SqueezelabError, match="calib"):
+        quantize_int8(path, tmp_path / "x.onnx", [])
+    with pytest.raises(SqueezelabError, match="format"):
+        quantize_int8(path, tmp_path / "x.onnx", batches, format="fp4")
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_calibration_rejects_a_missing_spec(tmp_path):
+    with pytest.raises(SqueezelabError, match="does not exist"):
+        calibration_batches(tmp_path / "nope", squeezelab.create_model("squeezenet1_1").preprocessing)
+
+
+@pytest.mark.parametrize("fmt, dtype", [("qdq", onnx.TensorProto.UINT8), ("qdq_s8s8", onnx.TensorProto.INT8)])
+def test_activation_type_follows_the_format(fp32, tmp_path, fmt, dtype):
+    path, batches = fp32
+    quantize_int8(path, tmp_path / "int8.onnx", batches[:1], format=fmt)
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    first = next(n for n in graph.node if n.op_type == "QuantizeLinear")
+    zero_point = next(t for t in graph.initializer if t.name == first.input[2])
+    assert zero_point.data_type == dtype
+
+
+def test_renormalize_maps_one_preprocessing_onto_another():
+    import torch
+
+    from squeezelab.export.calibration import _renormalize
+    from squeezelab.preprocessing import CAFFE_IMAGENET, TORCHVISION_IMAGENET
+
+    pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    got = _renormalize(CAFFE_IMAGENET.normalize(pixels), CAFFE_IMAGENET, TORCHVISION_IMAGENET)
+    assert torch.allclose(got, TORCHVISION_IMAGENET.normalize(pixels), atol=1e-4)
+
+
+def test_a_data_spec_goes_through_squeezelab_data(monkeypatch):
+    """Specs that are not paths (digits, cifar10:ROOT, ...) are opened by squeezelab.data."""
+    import sys
+    import types
+
+    import torch
+
+    from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
+
+    source = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize=64, crop=64)
+    pixels = torch.randint(0, 256, (10, 3, 64, 64), dtype=torch.uint8)
+    opened = []
+
+    class FakeDataset:
+        preprocessing = source
+
+        def batches(self, split, batch_size, train=None):
+            assert split == "train" and train is False
+            for i in range(0, 10, batch_size):
+                yield source.normalize(pixels[i:i + batch_size]), torch.zeros(len(pixels[i:i + batch_size]))
+
+    fake = types.ModuleType("squeezelab.data")
+    fake.DataConfig = lambda spec, image_size: (spec, image_size)
+    fake.open_dataset = lambda config: opened.append(config) or FakeDataset()
+    monkeypatch.setitem(sys.modules, "squeezelab.data", fake)
+    target = TORCHVISION_IMAGENET.__class__(**{**TORCHVISION_IMAGENET.to_dict(), "resize": 64, "crop": 64})
+    batches = calibration_batches("cifar10:/data/cifar", target, limit=7, batch_size=4)
+    assert opened == [("cifar10:/data/cifar", 64)]
+    assert [len(b) for b in batches] == [4, 3]
+    assert torch.allclose(torch.cat(batches), target.normalize(pixels[:7]), atol=1e-4)

@@ -1,0 +1,78 @@
+import json
+import math
+
+import pytest
+import torch
+from torch.nn.utils import prune
+
+import squeezelab
+from squeezelab.data import DataConfig, open_dataset
+from squeezelab.errors import SqueezelabError
+from squeezelab.train.config import TrainConfig
+from squeezelab.train.loop import LossGuard, TrainingStopped
+from squeezelab.train.run import fine_tune, train
+from squeezelab.train.schedule import lr_factor
+
+TINY = DataConfig("synthetic:n=48,classes=3,size=12")
+
+
+def test_lr_schedule_warms_up_then_decays():
+    values = [lr_factor(s, 100, 10) for s in range(101)]
+    assert values[0] == pytest.approx(0.1) and values[9] == 1.0
+    assert all(a >= b for a, b in zip(values[10:], values[11:])) and values[-1] == pytest.approx(0.0)
+    assert lr_factor(50, 100, 10, "constant") == 1.0
+
+
+def test_loss_guard_stops_on_nan_and_on_chance():
+    with pytest.raises(TrainingStopped, match="nan"):
+        LossGuard(10).check(float("nan"), 1, 3)
+    guard = LossGuard(10, stuck_steps=5)
+    for step in range(4):
+        guard.check(math.log(10), 1, step)
+    with pytest.raises(TrainingStopped, match="final_relu=False"):
+        guard.check(math.log(10) + 0.001, 1, 4)
+    guard = LossGuard(10, stuck_steps=5)
+    for step in range(20):  # a loss that moves is never "stuck"
+        guard.check(math.log(10) - 0.1 * (step % 2 + 1), 1, step)
+
+
+def test_train_writes_run_outputs_and_checkpoint_rebuilds(tmp_path):
+    result = train(data_config=TINY, train_config=TrainConfig(epochs=2, batch_size=16, lr=0.05), out=tmp_path)
+    assert set(result) >= {"best_val_acc", "epochs", "seconds", "checkpoint"}
+    assert 0.0 <= result["best_val_acc"] <= 1.0 and result["epochs"] == 2
+    for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "confusion.png", "per_class.csv", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 3
+    model = squeezelab.load_model(tmp_path / "best.pt")
+    assert model.classes == ["class0", "class1", "class2"] and model.preprocessing.crop == 12
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["data"]["split"]["val"] and config["model"]["options"]["final_relu"] is False
+
+
+def test_unwritable_out_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SqueezelabError, match="cannot write to --out"):
+        train(data_config=TINY, train_config=TrainConfig(epochs=1), out=blocker / "run")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    train(data_config=TINY, train_config=TrainConfig(epochs=1, batch_size=16), out=tmp_path)
+    good = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(TrainingStopped, match="loss became"):
+        train(data_config=TINY, train_config=TrainConfig(epochs=3, batch_size=16, lr=1e30, warmup_epochs=0),
+              out=tmp_path, resume=False)
+    assert (tmp_path / "last.pt").read_bytes() == good or squeezelab.load_model(tmp_path / "last.pt")
+
+
+def test_fine_tune_trains_a_pruned_module_in_place():
+    data = open_dataset(TINY)
+    model = squeezelab.create_model("squeezenet1_1", num_classes=3, stem="small", batch_norm=True, final_relu=False)
+    conv = model.features[0]
+    prune.l1_unstructured(conv, "weight", amount=0.5)
+    before = conv.weight_orig.detach().clone()
+    history = fine_tune(model, data, epochs=1, lr=0.05, batch_size=16)
+    assert len(history) == 1 and 0 <= history[0]["val_acc"] <= 1
+    assert not torch.equal(before, conv.weight_orig)  # the parametrised weight was trained
+    assert int((conv.weight == 0).sum()) >= conv.weight.numel() // 2  # and the mask still applies
+    assert hasattr(conv, "weight_mask") and not model.training
