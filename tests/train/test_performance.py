@@ -9,6 +9,11 @@ valid) mask from the same seed.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
@@ -77,3 +82,14 @@ def test_autocast_is_off_on_cpu_by_default():
 def test_speed_config_round_trips_and_ignores_unknown_keys():
     config = performance.SpeedConfig(threads=1, fused=False)
     assert performance.SpeedConfig.from_dict({**config.to_dict(), "future_switch": 1}) == config
+
+
+@pytest.mark.slow
+def test_train_throughput_quick_prints_the_contract_table():
+    bench = Path(__file__).resolve().parents[2] / "bench" / "train_throughput.py"
+    done = subprocess.run([sys.executable, str(bench), "--quick", "--rounds", "1", "--steps", "1"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "ratio" in next(line for line in lines if line.startswith("case"))
+    assert lines[-1].startswith("ratio=") and float(lines[-1].partition("=")[2]) > 0

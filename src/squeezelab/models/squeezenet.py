@@ -225,6 +225,9 @@ class SqueezeNet(nn.Module):
 
         Off by default: forward hooks on the ReLU modules do not fire on the fast path.
         """
+        # Measured slower with batch norm (small stem 32x32 b64: channels_last alone 1.31-1.51x
+        # plain, with the fast path 0.94-1.21x), so batch-norm models keep the plain forward.
+        enabled = enabled and not any(isinstance(m, nn.BatchNorm2d) for m in self.modules())
         self.fused = enabled
         for module in self.modules():
             if isinstance(module, Fire):
