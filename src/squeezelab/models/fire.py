@@ -73,14 +73,9 @@ class Fire(nn.Module):
 
     @property
     def plain(self) -> bool:
-        """No squeeze-and-excitation or bypass: the output is the ReLU'd concatenation, so the
-        fast path applies (batch norm keeps its own ReLU; the conv+ReLU fusion needs no BN)."""
-        return not hasattr(self, "se") and self.bypass == "none"
-
-    def _conv_relu(self, conv: nn.Conv2d, bn_name: str, x: torch.Tensor) -> torch.Tensor:
-        if self.batch_norm:
-            return torch.relu_(getattr(self, bn_name)(conv(x)))
-        return conv_relu(conv, x)
+        """No squeeze-and-excitation, bypass or batch norm: the output is the ReLU'd
+        concatenation of two convolutions, so the fused conv+ReLU fast path applies."""
+        return not hasattr(self, "se") and self.bypass == "none" and not self.batch_norm
 
     def forward_pre_relu(self, x: torch.Tensor) -> torch.Tensor:
         """The concatenated expand outputs before their ReLU (plain Fire modules only).
@@ -88,10 +83,8 @@ class Fire(nn.Module):
         relu(maxpool(z)) == maxpool(relu(z)) with the same gradients, since both are monotone; a
         model whose next layer is a max-pool can apply the ReLU on the 4x smaller pooled map.
         """
-        s = self._conv_relu(self.squeeze, "squeeze_bn", x)
-        return torch.cat(
-            [self._branch(self.expand1x1, "expand1x1_bn", s), self._branch(self.expand3x3, "expand3x3_bn", s)], 1
-        )
+        s = conv_relu(self.squeeze, x)
+        return torch.cat([self.expand1x1(s), self.expand3x3(s)], 1)
 
     @property
     def out_channels(self) -> int:
@@ -103,11 +96,8 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused and self.plain:
-            s = self._conv_relu(self.squeeze, "squeeze_bn", x)
-            return torch.cat(
-                [self._conv_relu(self.expand1x1, "expand1x1_bn", s), self._conv_relu(self.expand3x3, "expand3x3_bn", s)],
-                1,
-            )
+            s = conv_relu(self.squeeze, x)
+            return torch.cat([conv_relu(self.expand1x1, s), conv_relu(self.expand3x3, s)], 1)
         s = self.squeeze_activation(self._branch(self.squeeze, "squeeze_bn", x))
         out = torch.cat(
             [

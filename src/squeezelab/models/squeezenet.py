@@ -240,13 +240,7 @@ class SqueezeNet(nn.Module):
         while i < len(layers):
             layer = layers[i]
             after = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
-                pool = layers[i + 3] if i + 3 < len(layers) else None
-                if isinstance(pool, nn.MaxPool2d):  # conv, bn, relu, pool -> relu(pool(bn(conv)))
-                    x, i = torch.relu_(pool(after(layer(x)))), i + 4
-                else:
-                    x, i = torch.relu_(after(layer(x))), i + 3
-            elif isinstance(layer, nn.Conv2d) and isinstance(after, nn.ReLU):
+            if isinstance(layer, nn.Conv2d) and isinstance(after, nn.ReLU):
                 pool = layers[i + 2] if i + 2 < len(layers) else None
                 if isinstance(pool, nn.MaxPool2d):
                     x, i = torch.relu_(pool(layer(x))), i + 3
