@@ -76,3 +76,30 @@ def test_fine_tune_trains_a_pruned_module_in_place():
     assert not torch.equal(before, conv.weight_orig)  # the parametrised weight was trained
     assert int((conv.weight == 0).sum()) >= conv.weight.numel() // 2  # and the mask still applies
     assert hasattr(conv, "weight_mask") and not model.training
+
+
+def test_weights_for_fine_tuning_keep_features_and_a_fresh_head(tmp_path):
+    import torch
+
+    from squeezelab import create_model
+    from squeezelab.errors import SqueezelabError
+    from squeezelab.train.checkpoint import save_checkpoint
+    from squeezelab.train.run import load_pretrained
+
+    source = create_model("squeezenet1_1", num_classes=10)
+    plain = tmp_path / "torchvision_format.pth"
+    torch.save(source.state_dict(), plain)
+    wrapped = tmp_path / "squeezelab.pt"
+    save_checkpoint(wrapped, {"model": {"name": "squeezenet1_1", "options": {}}, "state_dict": source.state_dict()})
+    for path in (plain, wrapped):
+        target = create_model("squeezenet1_1", num_classes=4)
+        head = target.classifier[1].weight.clone()
+        load_pretrained(target, str(path))
+        assert torch.equal(target.features[0].weight, source.features[0].weight)
+        assert torch.equal(target.classifier[1].weight, head)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    with pytest.raises(SqueezelabError):
+        load_pretrained(create_model("squeezenet1_1", num_classes=4), str(junk))
+    with pytest.raises(SqueezelabError, match="does not fit"):
+        load_pretrained(create_model("tv/mobilenet_v2", num_classes=4), str(plain))

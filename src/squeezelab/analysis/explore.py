@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.models.squeezenet import Metaparameters
 from squeezelab.utils.atomic import atomic_write_text
 
 # CLI sweep names -> squeezenet_meta keyword; "sr" is the paper's name for the squeeze ratio.
 SWEEP_KEYS = {"sr": "squeeze_ratio", "pct3x3": "pct3x3", "base_e": "base_e", "incr_e": "incr_e", "freq": "freq"}
 BYPASS_KINDS = ("none", "simple", "complex")
 # SqueezeNet 1.0's metaparameters (Section 5): every sweep holds the others at these values.
-BASE_META = {"base_e": 128, "incr_e": 128, "freq": 2, "pct3x3": 0.5, "squeeze_ratio": 0.125}
+BASE_META = dataclasses.asdict(Metaparameters())
 
 # train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size) -> dict with
 # best_val_acc, epochs, seconds, num_classes, image_size, model_options (see analysis/training.py).

@@ -25,6 +25,7 @@ from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
+from squeezelab.models.weights import read_state_dict
 from squeezelab.train import distributed, performance
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
 from squeezelab.train.config import TrainConfig
@@ -88,16 +89,7 @@ def load_pretrained(model: nn.Module, path: str) -> None:
     """Load a torchvision-format state_dict or a squeezelab checkpoint, except a classifier whose
     shape differs (the new head for the user's classes keeps its fresh initialisation)."""
     p = Path(path)
-    if not p.is_file():
-        raise SqueezelabError(f"--weights {p} does not exist; pass a .pth state_dict or a squeezelab .pt checkpoint")
-    try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SqueezelabError(f"--weights {p} is not a readable PyTorch weights file ({type(exc).__name__})") from None
-    if isinstance(data, dict) and data.get("format") == "squeezelab-checkpoint":
-        data = data["state_dict"]
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise SqueezelabError(f"--weights {p} holds no state_dict of tensors")
+    data = read_state_dict(p)  # weights_only; a squeezelab checkpoint gives its state_dict
     own = model.state_dict()
     usable = {k: v for k, v in data.items() if k in own and own[k].shape == v.shape}
     if not any(k.startswith("features.") for k in usable):
