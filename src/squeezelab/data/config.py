@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.utils.config import JsonConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(JsonConfig):
     """Where the images come from and how they are split.
 
     spec: "digits" (default), "synthetic[:n=256,classes=4,size=32]", "cifar10:ROOT",
@@ -44,13 +45,4 @@ class DataConfig:
         if self.image_size is not None and self.image_size < 8:
             raise SqueezelabError(f"--image-size must be at least 8, got {self.image_size}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "DataConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def replace(self, **changes) -> "DataConfig":
-        return dataclasses.replace(self, **changes)

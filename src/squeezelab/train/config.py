@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.utils.config import JsonConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How to train. The defaults are the recipe that converges on digits from scratch (README,
     Training): SGD with Nesterov momentum, linear warm-up then cosine decay, label smoothing 0.1,
     weight decay 5e-4 on conv weights only (not on biases or batch-norm parameters).
@@ -48,13 +49,4 @@ class TrainConfig:
             if not ok:
                 raise SqueezelabError(message)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)

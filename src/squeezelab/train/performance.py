@@ -26,9 +26,11 @@ import os
 import torch
 from torch import nn
 
+from squeezelab.utils.config import JsonConfig
+
 
 @dataclasses.dataclass(frozen=True)
-class SpeedConfig:
+class SpeedConfig(JsonConfig):
     """Switches that change speed, never results (beyond float rounding)."""
 
     channels_last: bool = True
@@ -37,14 +39,6 @@ class SpeedConfig:
     amp: str = "auto"  # "auto": bf16 autocast on CUDA only; "off"; "bf16"
     threads: int | None = None  # None: one per available core
     flush_denormal: bool = False  # treat denormal floats as zero (no measured gain: off)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SpeedConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
     def plain(cls) -> "SpeedConfig":
