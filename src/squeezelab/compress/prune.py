@@ -105,6 +105,19 @@ def selected_layers(model: nn.Module, filter: LayerFilter = conv_and_linear) -> 
     return {name: m for name, m in model.named_modules() if filter(name, m) and hasattr(m, "weight")}
 
 
+def layers_to_compress(model: nn.Module, filter: LayerFilter, table: dict | None, verb: str, table_label: str) -> dict[str, nn.Module]:
+    """The layers `filter` selects, refusing an empty selection or a per-layer table naming others."""
+    layers = selected_layers(model, filter)
+    if not layers:
+        raise SqueezelabError(f"no layer matches the {verb} filter; nothing to {verb}")
+    unknown = sorted(set(table or {}) - set(layers))
+    if unknown:
+        raise SqueezelabError(
+            f"{table_label} names {unknown[0]!r}, which is not a layer to {verb}; see model.named_modules()"
+        )
+    return layers
+
+
 def current_mask(module: nn.Module) -> torch.Tensor | None:
     """The pruning mask on `module.weight`, or None if it is not pruned."""
     if parametrize.is_parametrized(module, "weight"):
@@ -130,12 +143,7 @@ def _global_densities(layers: dict[str, nn.Module], sparsity: float) -> dict[str
 
 def prune(model: nn.Module, config: PruneConfig = PruneConfig()) -> nn.Module:
     """Magnitude-prune the selected layers in place (masks as parametrizations); returns the model."""
-    layers = selected_layers(model, config.filter)
-    if not layers:
-        raise SqueezelabError("no layer matches the prune filter; nothing to prune")
-    unknown = sorted(set(config.densities or {}) - set(layers))
-    if unknown:
-        raise SqueezelabError(f"density table names {unknown[0]!r}, which is not a prunable layer; see model.named_modules()")
+    layers = layers_to_compress(model, config.filter, config.densities, "prune", "density table")
     if config.scope == "global":
         densities = _global_densities(layers, config.sparsity)
     else:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from squeezelab.compress.prune import LayerFilter, conv_and_linear, current_mask, selected_layers
+from squeezelab.compress.prune import LayerFilter, conv_and_linear, current_mask, layers_to_compress
 from squeezelab.errors import SqueezelabError
 
 MIN_BITS, MAX_BITS = 1, 8
@@ -130,12 +130,7 @@ def quantize_layer_(module: nn.Module, bits: int, iterations: int = 30) -> Share
 
 def quantize_(model: nn.Module, config: QuantConfig = QuantConfig()) -> nn.Module:
     """Share the weights of the selected layers in place; returns the model."""
-    layers = selected_layers(model, config.filter)
-    if not layers:
-        raise SqueezelabError("no layer matches the quantize filter; nothing to quantize")
-    unknown = sorted(set(config.layer_bits or {}) - set(layers))
-    if unknown:
-        raise SqueezelabError(f"layer_bits names {unknown[0]!r}, which is not a quantizable layer")
+    layers = layers_to_compress(model, config.filter, config.layer_bits, "quantize", "layer_bits")
     for name, module in layers.items():
         quantize_layer_(module, config.bits_for(name), config.iterations)
     return model
