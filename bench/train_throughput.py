@@ -2,9 +2,11 @@
 
 Both sides train the same architecture (torchvision's module layout; squeezelab's models load
 torchvision state dicts strictly) on the same synthetic batch, with SGD (momentum 0.9), in the
-same process. Rounds alternate reference and squeezelab steps so that load from other processes
-hits both sides alike; images/s are from the median round, and the ratio is the median of the
-per-round ratios.
+same run. Each side has its own process, because some of squeezelab's switches are process-wide
+(threads, the allocator): the reference process is a plain script with torch's defaults. Rounds
+alternate reference and squeezelab steps (one process waits while the other runs) so that load
+from other processes hits both sides alike; images/s are from the median round, and the ratio
+is the median of the per-round ratios.
 
     python bench/train_throughput.py --quick     # squeezenet1_1 224x224 batch 32 only
     python bench/train_throughput.py             # + squeezenet1_0 224 b32, small stem 32x32 b256
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import statistics
 import time
 
@@ -113,31 +116,58 @@ def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: 
     return step
 
 
-def measure(case: Case, rounds: int, steps: int, config: performance.SpeedConfig) -> dict:
+def _side(conn, side: str, label: str, config: dict) -> None:
+    """One side of a case, in its own process: build, warm up, then time `n` steps per request."""
+    case = next(c for c in cases(quick=False) if c.label == label)
     torch.manual_seed(0)
     x = torch.randn(case.batch, 3, case.size, case.size)
     y = torch.randint(0, case.classes, (case.batch,))
-    ref = plain_step(case.reference(), x, y)
-    ours = squeezelab_step(case.squeezelab(), x, y, config)
-    for fn in (ref, ours):  # warm-up: oneDNN primitive creation, allocator
-        fn()
-    times = {"ref": [], "ours": []}
-    for r in range(rounds):
-        order = (("ref", ref), ("ours", ours)) if r % 2 == 0 else (("ours", ours), ("ref", ref))
-        for name, fn in order:
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            times[name].append(time.perf_counter() - start)
+    if side == "reference":
+        step = plain_step(case.reference(), x, y)
+    else:
+        speed = performance.SpeedConfig.from_dict(config)
+        performance.configure_process(speed)
+        step = squeezelab_step(case.squeezelab(), x, y, speed)
+    for _ in range(2):  # warm-up: oneDNN primitive creation, allocator
+        step()
+    conn.send(torch.get_num_threads())
+    while (steps := conn.recv()) is not None:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        conn.send(time.perf_counter() - start)
+
+
+def measure(case: Case, rounds: int, steps: int, config: performance.SpeedConfig) -> dict:
+    spawn = multiprocessing.get_context("spawn")
+    conns, procs, threads = {}, [], {}
+    for side in ("reference", "squeezelab"):
+        conns[side], child = spawn.Pipe()
+        procs.append(spawn.Process(target=_side, args=(child, side, case.label, config.to_dict()), daemon=True))
+        procs[-1].start()
+    try:
+        for side, conn in conns.items():
+            threads[side] = conn.recv()
+        times = {side: [] for side in conns}
+        for r in range(rounds):
+            for side in (("reference", "squeezelab") if r % 2 == 0 else ("squeezelab", "reference")):
+                conns[side].send(steps)
+                times[side].append(conns[side].recv())
+    finally:
+        for conn in conns.values():
+            conn.send(None)
+        for proc in procs:
+            proc.join(timeout=30)
     images = case.batch * steps
-    ratios = [tr / to for tr, to in zip(times["ref"], times["ours"])]
+    ratios = [tr / to for tr, to in zip(times["reference"], times["squeezelab"])]
     return {
         "case": case.label,
-        "reference": images / statistics.median(times["ref"]),
-        "squeezelab": images / statistics.median(times["ours"]),
+        "reference": images / statistics.median(times["reference"]),
+        "squeezelab": images / statistics.median(times["squeezelab"]),
         "ratio": statistics.median(ratios),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
+        "threads": threads,
     }
 
 
@@ -164,18 +194,22 @@ def main(argv=None) -> None:
     parser.add_argument("--no-fused", action="store_true", help="squeezelab side without the fused path")
     parser.add_argument("--fused-optimizer", action="store_true", help="fused=True SGD (slower on CPU)")
     parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--no-keep-freed-memory", action="store_true", help="glibc's default allocator behaviour")
     args = parser.parse_args(argv)
     config = performance.SpeedConfig(
         channels_last=not args.no_channels_last,
         fused=not args.no_fused,
         fused_optimizer=args.fused_optimizer,
         threads=args.threads,
+        keep_freed_memory=not args.no_keep_freed_memory,
     )
-    performance.configure_threads(config)
+    performance.configure_process(config)
     rounds = args.rounds or (3 if args.quick else 5)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {rounds} rounds x {args.steps} steps")
-    print(f"squeezelab: {config}")
     rows = [measure(case, rounds, args.steps, config) for case in cases(args.quick)]
+    threads = rows[0]["threads"]
+    print(f"torch {torch.__version__}, {rounds} rounds x {args.steps} steps, one process per side; threads: "
+          f"reference {threads['reference']} (torch's default), squeezelab {threads['squeezelab']}")
+    print(f"squeezelab: {config}")
     print(f"{'case':24s} {'reference img/s':>16s} {'squeezelab img/s':>17s} {'ratio':>6s}  (min-max)")
     for row in rows:
         print(

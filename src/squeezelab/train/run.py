@@ -126,7 +126,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
     try:
         if info.is_main:
             check_writable(out)
-        performance.configure_threads(speed)
+        performance.configure_process(speed)
         state = None
         if resume:
             last = out / "last.pt"
