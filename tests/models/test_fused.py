@@ -1,4 +1,5 @@
-"""The fused path (oneDNN conv+ReLU, ReLU after max-pool) computes what the plain path does."""
+"""The fused path (oneDNN conv+ReLU, GEMM weight gradients, ReLU after max-pool, cheaper dropout)
+computes what the plain path does."""
 
 from __future__ import annotations
 
@@ -7,27 +8,49 @@ import torch
 from torch import nn
 
 from squeezelab.models import create_model
-from squeezelab.models.fused import conv_relu
+from squeezelab.models.fused import fast_dropout, fused_conv
 
 
-@pytest.mark.parametrize("kernel,stride,padding,bias", [(1, 1, 0, True), (3, 1, 1, True), (3, 2, 0, False), (7, 2, 0, True)])
+@pytest.mark.parametrize("kernel,stride,padding,bias", [(1, 1, 0, True), (3, 1, 1, True), (3, 2, 0, False), (7, 2, 0, True),
+                                                     (1, 2, 0, True), (3, 2, 1, True)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_conv_relu_matches_relu_of_conv(kernel, stride, padding, bias, channels_last):
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_conv_matches_conv_and_relu(kernel, stride, padding, bias, channels_last, relu):
     conv = nn.Conv2d(5, 8, kernel, stride, padding, bias=bias)
     x = torch.randn(2, 5, 15, 15)
     if channels_last:
         conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    plain = torch.relu(conv(x1))
+    plain = torch.relu(conv(x1)) if relu else conv(x1)
     plain.square().sum().backward()
     grads_plain = [p.grad.clone() for p in conv.parameters()]
     conv.zero_grad()
-    fused = conv_relu(conv, x2)
+    fused = fused_conv(conv, x2, relu=relu)
     fused.square().sum().backward()
     torch.testing.assert_close(fused, plain)
     torch.testing.assert_close(x2.grad, x1.grad)
+    # The weight gradient is a GEMM on channels_last data: the same sums in another order.
     for got, want in zip([p.grad for p in conv.parameters()], grads_plain):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conv_skips_the_input_gradient_when_the_input_needs_none():
+    conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 9, 9).contiguous(memory_format=torch.channels_last)  # a batch: no grad
+    fused_conv(conv, x).sum().backward()
+    assert x.grad is None and conv.weight.grad is not None and conv.bias.grad is not None
+
+
+def test_fast_dropout_is_inverted_dropout_with_the_right_rate():
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    y = fast_dropout(x, 0.3, training=True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # binomial sd ~0.001
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # the same mask scales the gradient
+    assert fast_dropout(x, 0.3, training=False) is x
 
 
 @pytest.mark.parametrize("name,kwargs,size", [
@@ -38,15 +61,15 @@ def test_conv_relu_matches_relu_of_conv(kernel, stride, padding, bias, channels_
     ("squeezenet1_1", {"batch_norm": True}, 40),
 ])
 def test_fused_model_matches_plain_in_values_and_gradients(name, kwargs, size):
-    plain = create_model(name, num_classes=7, **kwargs)
-    fused = create_model(name, num_classes=7, **kwargs)
+    # Dropout off: the fast path draws its mask differently (test_fast_dropout_* covers it).
+    plain = create_model(name, num_classes=7, dropout=0.0, **kwargs)
+    fused = create_model(name, num_classes=7, dropout=0.0, **kwargs)
     fused.load_state_dict(plain.state_dict())
     fused.set_fused(True)
     x = torch.randn(2, 3, size, size)
     y = torch.randint(0, 7, (2,))
     out = {}
     for label, model in (("plain", plain), ("fused", fused)):
-        torch.manual_seed(1)  # the same dropout mask on both
         logits = model(x)
         nn.functional.cross_entropy(logits, y).backward()
         out[label] = (logits, [p.grad for p in model.parameters()])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
-from squeezelab.models.fused import conv_relu
+from squeezelab.models.fused import fused_conv
 
 BYPASS_KINDS = ("none", "simple", "complex")
 
@@ -83,8 +83,8 @@ class Fire(nn.Module):
         relu(maxpool(z)) == maxpool(relu(z)) with the same gradients, since both are monotone; a
         model whose next layer is a max-pool can apply the ReLU on the 4x smaller pooled map.
         """
-        s = conv_relu(self.squeeze, x)
-        return torch.cat([self.expand1x1(s), self.expand3x3(s)], 1)
+        s = fused_conv(self.squeeze, x)
+        return torch.cat([fused_conv(self.expand1x1, s, relu=False), fused_conv(self.expand3x3, s, relu=False)], 1)
 
     @property
     def out_channels(self) -> int:
@@ -96,8 +96,8 @@ class Fire(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused and self.plain:
-            s = conv_relu(self.squeeze, x)
-            return torch.cat([conv_relu(self.expand1x1, s), conv_relu(self.expand3x3, s)], 1)
+            s = fused_conv(self.squeeze, x)
+            return torch.cat([fused_conv(self.expand1x1, s), fused_conv(self.expand3x3, s)], 1)
         s = self.squeeze_activation(self._branch(self.squeeze, "squeeze_bn", x))
         out = torch.cat(
             [
