@@ -192,14 +192,14 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=2, help="training steps per round and side")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     parser.add_argument("--no-fused", action="store_true", help="squeezelab side without the fused path")
-    parser.add_argument("--fused-optimizer", action="store_true", help="fused=True SGD (slower on CPU)")
+    parser.add_argument("--no-fused-optimizer", action="store_true", help="the per-parameter SGD loop")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--no-keep-freed-memory", action="store_true", help="glibc's default allocator behaviour")
     args = parser.parse_args(argv)
     config = performance.SpeedConfig(
         channels_last=not args.no_channels_last,
         fused=not args.no_fused,
-        fused_optimizer=args.fused_optimizer,
+        fused_optimizer=not args.no_fused_optimizer,
         threads=args.threads,
         keep_freed_memory=not args.no_keep_freed_memory,
     )

@@ -64,8 +64,8 @@ def test_prepare_model_switches_the_fused_path_and_memory_format():
 
 
 def test_optimizer_options_only_offer_fused_where_accepted():
-    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig()) == {}
-    config = performance.SpeedConfig(fused_optimizer=True)
+    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig(fused_optimizer=False)) == {}
+    config = performance.SpeedConfig()
     assert performance.optimizer_options(torch.optim.SGD, CPU, config) == {"fused": True}
     assert performance.optimizer_options(torch.optim.AdamW, CPU, config) == {"fused": True}
     assert performance.optimizer_options(torch.optim.LBFGS, CPU, config) == {}
