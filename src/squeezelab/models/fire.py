@@ -66,9 +66,9 @@ class Fire(nn.Module):
         elif bypass not in ("none", "identity", "conv"):
             raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
 
-    # Set by SqueezeNet.set_fused (the training fast path, squeezelab.train.performance):
-    # convolution and ReLU in one oneDNN kernel. Off by default so hooks on the ReLU modules
-    # (per-layer summaries) see every layer.
+    # Set by SqueezeNet.set_fused (the training fast path, squeezelab.train.performance): the
+    # fast convolution kernels, with the ReLU inside them where no batch norm sits between. Off by
+    # default so hooks on the ReLU modules (per-layer summaries) see every layer.
     fused = False
 
     @property
@@ -91,7 +91,7 @@ class Fire(nn.Module):
         return self.expand1x1.out_channels + self.expand3x3.out_channels
 
     def _branch(self, conv: nn.Conv2d, bn_name: str, x: torch.Tensor) -> torch.Tensor:
-        x = conv(x)
+        x = fused_conv(conv, x, relu=False) if self.fused else conv(x)
         return getattr(self, bn_name)(x) if self.batch_norm else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -80,6 +80,11 @@ def _weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
     return gw, product[-1] if strided else rows.sum(0)
 
 
+# Below this many output channels the GEMM is too narrow: a 512 -> 10 classifier's weight
+# gradient took 12.3 ms as a GEMM and 3.8 ms in oneDNN (batch 128, 8x8); at 16 the GEMM won.
+_GEMM_MIN_OUT_CHANNELS = 16
+
+
 class _Conv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, relu):
@@ -104,9 +109,9 @@ class _Conv(torch.autograd.Function):
                 grad, x, weight, None, stride, padding, [1, 1], False, [0, 0], 1, [True, False, False]
             )[0]
         if need_w or need_b:
-            if x.is_contiguous(memory_format=torch.channels_last):
+            if x.is_contiguous(memory_format=torch.channels_last) and weight.shape[0] >= _GEMM_MIN_OUT_CHANNELS:
                 gw, gb = _weight_grad(grad, x, weight, stride, padding, need_b)
-            else:  # NCHW: im2col would gather across planes; oneDNN's kernel is fine there
+            else:  # NCHW (im2col would gather across planes) or a narrow output: oneDNN's kernel
                 _, gw, gb = torch.ops.aten.convolution_backward(
                     grad, x, weight, [weight.shape[0]] if has_bias else None, stride, padding,
                     [1, 1], False, [0, 0], 1, [False, True, need_b],
