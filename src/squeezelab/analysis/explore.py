@@ -38,14 +38,9 @@ TrainFn = Callable[..., dict]
 
 
 @dataclasses.dataclass(frozen=True)
-class Point:
-    """One model of the design space: the metaparameters and the bypass kind."""
+class Point(Metaparameters):
+    """One model of the design space: the paper's metaparameters and the bypass kind."""
 
-    base_e: int = 128
-    incr_e: int = 128
-    freq: int = 2
-    pct3x3: float = 0.5
-    squeeze_ratio: float = 0.125
     bypass: str = "none"
 
     @property
