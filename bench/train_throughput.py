@@ -28,6 +28,7 @@ from torch import nn
 
 from squeezelab.models import create_model
 from squeezelab.train import performance
+from squeezelab.utils.timing import Column, format_table
 
 try:
     from squeezelab.train.loop import train_one_epoch
@@ -119,6 +120,16 @@ def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: 
 # oneDNN primitive creation, and the allocator: with keep_freed_memory the heap grows for about
 # six steps before a step stops page-faulting (measured: 196k, 31k, 7k, 0.4k, ... then 0 faults).
 WARMUP_STEPS = 6
+
+
+TABLE = [  # the layout of bench/inference.py's table (squeezelab.utils.timing)
+    Column("case", "case", width=24),
+    Column("reference", "reference img/s", "{:.1f}", 17),
+    Column("squeezelab", "squeezelab img/s", "{:.1f}", 18),
+    Column("ratio", "ratio", "{:.2f}", 7),
+    Column("ratio_min", "min", "{:.2f}", 6),
+    Column("ratio_max", "max", "{:.2f}", 6),
+]
 
 
 def _side(conn, side: str, label: str, config: dict) -> None:
@@ -215,12 +226,7 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {rounds} rounds x {args.steps} steps, one process per side; threads: "
           f"reference {threads['reference']} (torch's default), squeezelab {threads['squeezelab']}")
     print(f"squeezelab: {config}")
-    print(f"{'case':24s} {'reference img/s':>16s} {'squeezelab img/s':>17s} {'ratio':>6s}  (min-max)")
-    for row in rows:
-        print(
-            f"{row['case']:24s} {row['reference']:16.1f} {row['squeezelab']:17.1f} {row['ratio']:6.2f}"
-            f"  ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
-        )
+    print(format_table(rows, TABLE))
     if train_one_epoch is not None:
         small = next((r for r in rows if r["case"].startswith("small-stem")), None)
         for spec in ("digits", "synthetic:n=4096,classes=10,size=32"):
