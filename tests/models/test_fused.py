@@ -11,12 +11,20 @@ from squeezelab.models import create_model
 from squeezelab.models.fused import fast_dropout, fused_conv
 
 
+def assert_close_in_norm(got: torch.Tensor, want: torch.Tensor, rel: float = 1e-4) -> None:
+    """Float sums in another order: elementwise tolerances fail on entries that cancel to ~0
+    (a batch-norm gradient's), so compare the error to the whole tensor's size."""
+    error = (got - want).norm().item()
+    assert error <= rel * max(want.norm().item(), 1e-12), (error, want.norm().item())
+
+
 @pytest.mark.parametrize("kernel,stride,padding,bias", [(1, 1, 0, True), (3, 1, 1, True), (3, 2, 0, False), (7, 2, 0, True),
                                                      (1, 2, 0, True), (3, 2, 1, True)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("relu", [True, False])
-def test_fused_conv_matches_conv_and_relu(kernel, stride, padding, bias, channels_last, relu):
-    conv = nn.Conv2d(5, 8, kernel, stride, padding, bias=bias)
+@pytest.mark.parametrize("out_channels", [8, 24])  # below and above the GEMM weight-gradient threshold
+def test_fused_conv_matches_conv_and_relu(kernel, stride, padding, bias, channels_last, relu, out_channels):
+    conv = nn.Conv2d(5, out_channels, kernel, stride, padding, bias=bias)
     x = torch.randn(2, 5, 15, 15)
     if channels_last:
         conv, x = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
@@ -31,7 +39,7 @@ def test_fused_conv_matches_conv_and_relu(kernel, stride, padding, bias, channel
     torch.testing.assert_close(x2.grad, x1.grad)
     # The weight gradient is a GEMM on channels_last data: the same sums in another order.
     for got, want in zip([p.grad for p in conv.parameters()], grads_plain):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        assert_close_in_norm(got, want)
 
 
 def test_fused_conv_skips_the_input_gradient_when_the_input_needs_none():
@@ -75,7 +83,7 @@ def test_fused_model_matches_plain_in_values_and_gradients(name, kwargs, size):
         out[label] = (logits, [p.grad for p in model.parameters()])
     torch.testing.assert_close(out["fused"][0], out["plain"][0], rtol=1e-5, atol=1e-6)
     for got, want in zip(out["fused"][1], out["plain"][1]):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        assert_close_in_norm(got, want)
 
 
 def test_fused_switch_keeps_the_state_dict_and_turns_off():
