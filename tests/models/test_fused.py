@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from squeezelab.models import create_model
 from squeezelab.models.fused import fast_dropout, fused_conv
@@ -102,3 +103,17 @@ def test_tracing_a_fused_model_records_the_plain_ops():
     traced = torch.jit.trace(model, x)
     assert "mkldnn" not in str(traced.inlined_graph)
     torch.testing.assert_close(traced(x), model(x))
+
+
+def test_fused_conv_runs_the_module_when_it_has_hooks():
+    # torch.nn.utils.prune recomputes `weight` in a forward pre-hook; the fast kernel must not skip it.
+    conv = nn.Conv2d(3, 24, 3)
+    prune.l1_unstructured(conv, "weight", amount=0.5)  # (it cannot take channels_last weights)
+    x = torch.randn(2, 3, 9, 9).contiguous(memory_format=torch.channels_last)
+    for _ in range(2):  # a stale weight from the first step would fail the second backward
+        fused_conv(conv, x).sum().backward()
+    assert int((conv.weight == 0).sum()) >= conv.weight.numel() // 2
+    seen = []
+    conv.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    fused_conv(conv, x)
+    assert seen == [torch.Size([2, 24, 7, 7])]

@@ -25,9 +25,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _has_hooks(module: nn.Module) -> bool:
+    """Calling the kernels directly skips `module(x)`, and with it any forward hooks: e.g.
+    torch.nn.utils.prune computes `weight` in a pre-hook, so skipping it trains a stale weight."""
+    from torch.nn.modules import module as module_globals
+
+    return bool(
+        module._forward_pre_hooks or module._forward_hooks
+        or module_globals._global_forward_pre_hooks or module_globals._global_forward_hooks
+    )
+
+
 def _onednn_usable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
     return (
-        x.device.type == "cpu"
+        not _has_hooks(conv)
+        and x.device.type == "cpu"
         and x.dtype == torch.float32
         and conv.weight.dtype == torch.float32
         and conv.groups == 1
