@@ -303,3 +303,16 @@ def test_bad_fill_values_are_refused():
         body = data[PREFIX.size + header_len : -32]
         total = PREFIX.size + len(new) + len(body) + 32
         expect_bad(resign(PREFIX.pack(data[:8], version, flags, len(new), total) + new + body), "fill")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_fuzz_deflated_headers_only_raise_squeezelab_errors(junk, deflate_it):
+    import zlib
+
+    sqz_bytes = tiny_sqz()
+    header_len = PREFIX.unpack_from(sqz_bytes)[3]
+    body = sqz_bytes[PREFIX.size + header_len : -32]
+    header = zlib.compress(junk) if deflate_it else junk
+    total = PREFIX.size + len(header) + len(body) + 32
+    _only_our_errors(resign(PREFIX.pack(sqz_bytes[:8], 2, 1, len(header), total) + header + body))
