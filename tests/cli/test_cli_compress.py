@@ -55,6 +55,8 @@ def test_compress_errors_are_one_line_exit_2(cli, checkpoint, tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "bits" in result.stderr
     result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--prune-steps", "0")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "prune-steps" in result.stderr
+    result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--centroid-lr", "-1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "centroid-lr" in result.stderr
     assert not (tmp_path / "x.sqz").exists()
 
 

@@ -42,6 +42,9 @@ def run(args) -> int:
 
     from squeezelab.errors import SqueezelabError
 
+    for flag, value in (("--lr", args.lr), ("--centroid-lr", args.centroid_lr), ("--batch-size", args.batch_size)):
+        if not value > 0:
+            raise SqueezelabError(f"{flag} must be > 0, got {value}")
     if args.threads is not None:
         if args.threads < 1:
             raise SqueezelabError(f"--threads must be >= 1, got {args.threads}")
