@@ -9,7 +9,8 @@ Compression, Sections 2-4; layout in docs/SQZ_FORMAT.md).
 Shared weights are stored sparse as Deep Compression does: for each kept weight, its cluster
 index and the gap (number of zeros) since the previous kept weight. Gaps are bounded by
 2**gap_bits - 1; a longer run of zeros gets filler entries (a zero weight, index symbol = the
-codebook size). Both streams are Huffman-coded per layer.
+codebook size). Both streams are Huffman-coded per layer. Version 2 may deflate the header
+(flag bit 0) and writes a tensor of one repeated value as that value ("fill").
 
 Reading never executes anything from the file: the header is JSON, every size, offset, count,
 dtype and shape is checked against limits and against the architecture (built first on the
@@ -360,7 +361,10 @@ def _decode_raw(body: memoryview, entry: dict, numel: int, source: str) -> np.nd
         fill = entry["fill"]
         _expect(isinstance(fill, (int, float)) and not isinstance(fill, bool) and math.isfinite(fill)
                 and (dtype != "int64" or isinstance(fill, int)) and abs(fill) < 2**62, source, f"{entry['name']} fill")
-        return np.full(numel, fill, dtype=RAW_DTYPES[dtype])
+        with np.errstate(over="ignore"):
+            values = np.full(numel, fill, dtype=RAW_DTYPES[dtype])
+        _expect(dtype == "int64" or bool(np.isfinite(values[:1]).all()), source, f"{entry['name']} fill overflows {dtype}")
+        return values
     blob = _blob(body, entry.get("data"), source, entry["name"])
     kind = np.dtype(RAW_DTYPES[dtype]).newbyteorder("<")
     _expect(len(blob) == numel * kind.itemsize, source, f"{entry['name']} data size")

@@ -170,24 +170,13 @@ def compress_model(
     acc_before = evaluate(model) if evaluate else None
     final = {**policy_densities(model, config.sparsity, config.layer_policy), **(config.densities or {})}
     for step in range(1, config.prune_steps + 1):
-        densities = gradual_densities(final, step, config.prune_steps)
-        prune(model, PruneConfig(sparsity=0.0, densities=densities))
+        prune(model, PruneConfig(sparsity=0.0, densities=gradual_densities(final, step, config.prune_steps)))
         log(f"pruning round {step}/{config.prune_steps}: {overall_density(model):.1%} of the weights kept")
-        if calibrate:
-            calibrate(model)
-        if finetune and config.finetune_epochs:
-            finetune(model, config.finetune_epochs)
-    if calibrate:
-        calibrate(model)
+        _recover(model, config.finetune_epochs, finetune, calibrate)
     acc_pruned = evaluate(model) if evaluate else None
     log(f"sharing weights: {config.bits}-bit codebooks" + (f", {config.fc_bits}-bit classifier" if config.fc_bits else ""))
     quantize_(model, QuantConfig(bits=config.bits, fc_bits=config.fc_bits))
-    if calibrate:
-        calibrate(model)
-    if finetune and config.finetune_epochs:
-        finetune(model, config.finetune_epochs)
-        if calibrate:
-            calibrate(model)
+    _recover(model, config.finetune_epochs, finetune, calibrate)
     if config.fold_batch_norm:
         fold_batch_norm_(model)
     data, layers = encode(model, gap_bits=config.gap_bits, raw_dtype=config.raw_dtype, deflate_header=True,
@@ -197,6 +186,17 @@ def compress_model(
     report = CompressReport(layers, original, len(data), acc_before, acc_pruned, acc_after,
                             time.perf_counter() - start, config.to_dict())
     return data, report, decoded
+
+
+def _recover(model: nn.Module, epochs: int, finetune: FineTune | None, calibrate: Calibrate | None) -> None:
+    """After the weights changed: batch-norm statistics measured again (fine-tuning starts from
+    a working model), fine-tuning, and the statistics measured once more for the final weights."""
+    if calibrate:
+        calibrate(model)
+    if finetune and epochs:
+        finetune(model, epochs)
+        if calibrate:
+            calibrate(model)
 
 
 def format_report(report: CompressReport) -> str:
