@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
 def test_compress_json_report_and_files(cli, checkpoint, tmp_path):
     out = tmp_path / "m.sqz"
     result = cli("compress", str(checkpoint), "-o", str(out), "--bits", "4", "--sparsity", "0.7",
-                 "--finetune-epochs", "1", "--json")
+                 "--finetune-epochs", "1", "--prune-steps", "2", "--threads", "1", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     for key in ("original_bytes", "compressed_bytes", "ratio", "acc_before", "acc_after"):
@@ -53,6 +53,10 @@ def test_compress_errors_are_one_line_exit_2(cli, checkpoint, tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "does not exist" in result.stderr
     result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--bits", "12")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "bits" in result.stderr
+    result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--prune-steps", "0")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "prune-steps" in result.stderr
+    result = cli("compress", str(checkpoint), "-o", str(tmp_path / "x.sqz"), "--centroid-lr", "-1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "centroid-lr" in result.stderr
     assert not (tmp_path / "x.sqz").exists()
 
 

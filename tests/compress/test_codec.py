@@ -219,3 +219,100 @@ def test_squeezenet1_0_at_paper_settings_fits_the_papers_size(bits, paper_bytes)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def compact(data: bytes) -> tuple[int, dict]:
+    import json
+    import zlib
+
+    _, version, flags, header_len, _ = PREFIX.unpack_from(data)
+    text = data[PREFIX.size : PREFIX.size + header_len]
+    return flags, json.loads(zlib.decompress(text) if flags & 1 else text)
+
+
+def test_compact_encoding_is_smaller_and_decodes_close():
+    torch.manual_seed(0)
+    model = compressed_model(batch_norm=True)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # trained-looking statistics, not constants
+            for t in (m.weight, m.bias, m.running_mean, m.running_var):
+                t.data.uniform_(0.5, 1.5)
+    plain, plain_stats = encode(model)
+    small, stats = encode(model, raw_dtype="float16", deflate_header=True)
+    raw_bytes = [sum(s.bytes for s in st if s.kind == "raw") for st in (plain_stats, stats)]
+    assert 0 < raw_bytes[1] <= raw_bytes[0] / 2
+    assert PREFIX.unpack_from(small)[3] < PREFIX.unpack_from(plain)[3] / 3  # the deflated header
+    flags, header = compact(small)
+    assert flags == 1 and any("fill" in t for t in header["tensors"])  # e.g. num_batches_tracked
+    assert {t.get("dtype") for t in header["tensors"] if t["kind"] == "raw"} == {"float16", "int64"}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(decode(small)(x), model(x), atol=1e-2)
+    assert decode(encode(model, deflate_header=True)[0]).state_dict()["features.1.running_var"].dtype == torch.float32
+
+
+def test_version_1_files_still_load(sqz_bytes):
+    import hashlib
+
+    content = bytearray(sqz_bytes[:-32])
+    struct.pack_into("<H", content, 8, 1)
+    data = bytes(content) + hashlib.sha256(bytes(content)).digest()
+    assert decode(data).num_classes == 10
+
+
+def resign(content: bytes) -> bytes:
+    import hashlib
+
+    return content + hashlib.sha256(content).digest()
+
+
+@pytest.mark.parametrize("junk", [b"not zlib at all", None])
+def test_damaged_or_oversized_deflated_header_is_a_bad_file(sqz_bytes, monkeypatch, junk):
+    import zlib
+
+    from squeezelab.compress import codec
+
+    _, _, _, header_len, _ = PREFIX.unpack_from(sqz_bytes)
+    body = sqz_bytes[PREFIX.size + header_len : -32]
+    if junk is None:  # a valid stream that inflates past the limit
+        monkeypatch.setattr(codec, "MAX_HEADER_BYTES", 1000)
+        junk = zlib.compress(b" " * 5000)
+    total = PREFIX.size + len(junk) + len(body) + 32
+    data = resign(PREFIX.pack(sqz_bytes[:8], 2, 1, len(junk), total) + junk + body)
+    expect_bad(data, "header")
+
+
+def test_unknown_flags_are_refused(sqz_bytes):
+    content = bytearray(sqz_bytes[:-32])
+    struct.pack_into("<H", content, 10, 4)
+    expect_bad(resign(bytes(content)), "flags")
+
+
+def test_bad_fill_values_are_refused():
+    import json
+    import zlib
+
+    model = compressed_model(batch_norm=True)
+    data, _ = encode(model, raw_dtype="float16", deflate_header=True)
+    _, header = compact(data)
+    for bad in ("x", True, 1e400, [1], 1e6):  # 1e6 overflows float16
+        entry = next(t for t in header["tensors"] if "fill" in t)
+        entry["fill"] = bad
+        new = zlib.compress(json.dumps(header).encode())
+        _, version, flags, header_len, _ = PREFIX.unpack_from(data)
+        body = data[PREFIX.size + header_len : -32]
+        total = PREFIX.size + len(new) + len(body) + 32
+        expect_bad(resign(PREFIX.pack(data[:8], version, flags, len(new), total) + new + body), "fill")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_fuzz_deflated_headers_only_raise_squeezelab_errors(junk, deflate_it):
+    import zlib
+
+    sqz_bytes = tiny_sqz()
+    header_len = PREFIX.unpack_from(sqz_bytes)[3]
+    body = sqz_bytes[PREFIX.size + header_len : -32]
+    header = zlib.compress(junk) if deflate_it else junk
+    total = PREFIX.size + len(header) + len(body) + 32
+    _only_our_errors(resign(PREFIX.pack(sqz_bytes[:8], 2, 1, len(header), total) + header + body))

@@ -1,8 +1,17 @@
+import pytest
 import torch
 
 from squeezelab import create_model
 from squeezelab.compress.codec import plain_state_dict
-from squeezelab.compress.pipeline import CompressConfig, compress_model, format_report, plot_weight_distribution
+from squeezelab.compress.pipeline import (
+    CompressConfig,
+    compress_model,
+    format_report,
+    gradual_densities,
+    plot_weight_distribution,
+    policy_densities,
+)
+from squeezelab.errors import SqueezelabError
 
 
 def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
@@ -26,7 +35,8 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
             return float((m.eval()(x).argmax(1) == y).float().mean())
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    data, report, decoded = compress_model(model, CompressConfig(sparsity=0.7, bits=5, finetune_epochs=2),
+    data, report, decoded = compress_model(model, CompressConfig(sparsity=0.7, bits=5, finetune_epochs=2, layer_policy="uniform",
+                                                                         prune_steps=1, raw_dtype="float32"),
                                            finetune=finetune, evaluate=accuracy)
     assert calls == [2, 2]
     assert report.compressed_bytes == len(data)
@@ -42,3 +52,53 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
     assert "x smaller" in format_report(report)
     png = plot_weight_distribution(before, plain_state_dict(decoded), tmp_path / "w.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_squeezenet_policy_prunes_3x3_hardest_and_uniform_prunes_alike():
+    model = create_model("squeezenet1_1", num_classes=10)
+    d = policy_densities(model, 0.92)
+    assert d["features.0"] == 0.5 and d["classifier.1"] == 0.3
+    assert all(v == 0.08 for k, v in d.items() if k.endswith("expand3x3"))
+    assert all(v == 0.2 for k, v in d.items() if k.endswith(("squeeze", "expand1x1")))
+    assert set(policy_densities(model, 0.5, "uniform").values()) == {0.5}
+    assert policy_densities(model, 0.5)["features.0"] == 1.0  # capped
+    with pytest.raises(SqueezelabError, match="policy"):
+        policy_densities(model, 0.5, "random")
+
+
+def test_gradual_schedule_cuts_most_first_and_ends_at_the_target():
+    final = {"a": 0.1, "b": 0.5}
+    steps = [gradual_densities(final, k, 4) for k in range(1, 5)]
+    assert steps[-1] == pytest.approx(final)
+    cuts = [1.0 - steps[0]["a"]] + [steps[k - 1]["a"] - steps[k]["a"] for k in range(1, 4)]
+    assert all(c > 0 for c in cuts) and cuts == sorted(cuts, reverse=True)
+
+
+def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly():
+    torch.manual_seed(0)
+    model = create_model("squeezenet_meta", base_e=16, incr_e=16, num_classes=3, batch_norm=True)
+    x = torch.randn(16, 3, 24, 24)
+    events = []
+
+    def calibrate(m):
+        from squeezelab.compress.batchnorm import recalibrate_batch_norm_
+
+        events.append("calibrate")
+        recalibrate_batch_norm_(m, [(x, None)])
+
+    data, report, decoded = compress_model(model, CompressConfig(sparsity=0.9, bits=3, prune_steps=3, finetune_epochs=1),
+                                           finetune=lambda m, e: events.append("finetune"), calibrate=calibrate)
+    assert events == ["calibrate", "finetune", "calibrate"] * 4  # 3 pruning rounds, then weight sharing
+    densities = {s.name.removesuffix(".weight"): s.density for s in report.layers if s.kind == "shared"}
+    for name, target in policy_densities(create_model("squeezenet_meta", base_e=16, incr_e=16, num_classes=3, batch_norm=True), 0.9).items():
+        assert abs(densities[name] - target) < 0.02, name
+    raw = [s for s in report.layers if s.kind == "raw" and "running" in s.name]
+    assert raw and all(s.bytes == 0 for s in raw)  # folded: constant statistics cost nothing
+    with torch.no_grad():
+        assert torch.allclose(decoded(x), model.eval()(x), atol=0.05)  # float16 batch norm
+
+
+@pytest.mark.parametrize("bad", [{"prune_steps": 0}, {"layer_policy": "x"}, {"raw_dtype": "int8"}])
+def test_bad_recipe_settings_are_one_clear_error(bad):
+    with pytest.raises(SqueezelabError):
+        CompressConfig(**bad)

@@ -9,7 +9,8 @@ Compression, Sections 2-4; layout in docs/SQZ_FORMAT.md).
 Shared weights are stored sparse as Deep Compression does: for each kept weight, its cluster
 index and the gap (number of zeros) since the previous kept weight. Gaps are bounded by
 2**gap_bits - 1; a longer run of zeros gets filler entries (a zero weight, index symbol = the
-codebook size). Both streams are Huffman-coded per layer.
+codebook size). Both streams are Huffman-coded per layer. Version 2 may deflate the header
+(flag bit 0) and writes a tensor of one repeated value as that value ("fill").
 
 Reading never executes anything from the file: the header is JSON, every size, offset, count,
 dtype and shape is checked against limits and against the architecture (built first on the
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +43,9 @@ from squeezelab.preprocessing import Preprocessing
 from squeezelab.utils.atomic import atomic_write_bytes
 
 MAGIC = b"\x89SQZ\r\n\x1a\n"  # PNG-style: catches text-mode transfers and truncation at line ends
-VERSION = 1
+VERSION = 2  # 2 added the deflated header (flag bit 0) and constant raw tensors ("fill"); reads 1 too
+READABLE_VERSIONS = (1, 2)
+FLAG_DEFLATED_HEADER = 1
 PREFIX = struct.Struct("<8sHHIQ")  # magic, version, flags, header length, file length
 DIGEST_BYTES = 32
 DEFAULT_GAP_BITS = 4  # REFERENCE.md: the released SqueezeNet model uses 4-bit index gaps
@@ -135,12 +139,21 @@ def _shared_tensor(body: _Body, name: str, shared, gap_bits: int) -> tuple[dict,
     return entry, stats
 
 
-def _raw_tensor(body: _Body, name: str, tensor: torch.Tensor) -> tuple[dict, LayerStats]:
+def _raw_tensor(body: _Body, name: str, tensor: torch.Tensor, float_dtype: str) -> tuple[dict, LayerStats]:
     dtype = str(tensor.dtype).removeprefix("torch.")
+    if tensor.is_floating_point() and dtype != float_dtype:
+        converted = tensor.to(getattr(torch, float_dtype))
+        if torch.isfinite(converted).all() or not torch.isfinite(tensor).all():  # keep fp32 if fp16 overflows
+            tensor, dtype = converted, float_dtype
     if dtype not in RAW_DTYPES:
         tensor, dtype = tensor.float(), "float32"
     data = tensor.detach().cpu().contiguous().numpy().astype(np.dtype(RAW_DTYPES[dtype]).newbyteorder("<"))
-    entry = {"name": name, "kind": "raw", "shape": list(tensor.shape), "dtype": dtype, "data": body.add(data.tobytes())}
+    entry = {"name": name, "kind": "raw", "shape": list(tensor.shape), "dtype": dtype}
+    flat = data.reshape(-1)
+    if flat.size and (flat == flat[0]).all() and np.isfinite(flat[0]):  # one value: say it once
+        entry["fill"] = flat[0].item()
+        return entry, LayerStats(name, "raw", tensor.numel(), int((tensor != 0).sum()), None, 0)
+    entry["data"] = body.add(data.tobytes())
     return entry, LayerStats(name, "raw", tensor.numel(), int((tensor != 0).sum()), None, len(data.tobytes()))
 
 
@@ -167,20 +180,26 @@ def encode(
     preprocessing: Preprocessing | None = None,
     gap_bits: int = DEFAULT_GAP_BITS,
     metadata: dict | None = None,
+    raw_dtype: str = "float32",
+    deflate_header: bool = False,
 ) -> tuple[bytes, list[LayerStats]]:
     """The `.sqz` bytes of `model` and what each tensor costs.
 
     Layers quantized with `quantize_` are stored as codebook + Huffman-coded indices and gaps;
-    every other tensor (biases, batch norm, unshared layers) is stored raw.
+    every other tensor (biases, batch norm, unshared layers) is stored raw, floats as `raw_dtype`
+    ("float16" halves them; the defaults round-trip exactly), a constant tensor as one number.
+    `deflate_header` zlib-compresses the JSON header (its tensor directory repeats the same keys).
     """
     if not 1 <= gap_bits <= 8:
         raise SqueezelabError(f"gap_bits must be between 1 and 8, got {gap_bits}")
+    if raw_dtype not in ("float32", "float16"):
+        raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {raw_dtype!r}")
     config = config_of(model)
     shared = {f"{name}.weight": p for name, p in shared_layers(model).items()}
     plain = plain_state_dict(model)
     body, directory, stats = _Body(), [], []
     for name, tensor in plain.items():
-        entry, stat = _shared_tensor(body, name, shared[name], gap_bits) if name in shared else _raw_tensor(body, name, tensor)
+        entry, stat = _shared_tensor(body, name, shared[name], gap_bits) if name in shared else _raw_tensor(body, name, tensor, raw_dtype)
         directory.append(entry)
         stats.append(stat)
     classes = list(classes or getattr(model, "classes", None) or [str(i) for i in range(getattr(model, "num_classes", 0))])
@@ -195,8 +214,11 @@ def encode(
         "metadata": metadata or {},
     }
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    if deflate_header:
+        header_bytes = zlib.compress(header_bytes, 9)
     total = PREFIX.size + len(header_bytes) + body.size + DIGEST_BYTES
-    head = PREFIX.pack(MAGIC, VERSION, 0, len(header_bytes), total) + header_bytes
+    flags = FLAG_DEFLATED_HEADER if deflate_header else 0
+    head = PREFIX.pack(MAGIC, VERSION, flags, len(header_bytes), total) + header_bytes
     content = head + b"".join(body.parts)
     return content + hashlib.sha256(content).digest(), stats
 
@@ -222,14 +244,14 @@ def _fail(source: str, problem: str, fix: str = "re-create it with `squeezelab c
     return BadFileError(f"{source}: {problem}; {fix}")
 
 
-def _check_prefix(data: bytes, source: str) -> int:
+def _check_prefix(data: bytes, source: str) -> tuple[int, int]:
     if not data or data[:8] != MAGIC[: len(data[:8])]:
         raise _fail(source, "not a .sqz file (no SQZ magic bytes)", "pass a file written by `squeezelab compress`")
     if len(data) < PREFIX.size + DIGEST_BYTES:
         raise _fail(source, f"truncated .sqz file ({len(data)} bytes)")
-    magic, version, _flags, header_len, total = PREFIX.unpack_from(data)
-    if version != VERSION:
-        raise _fail(source, f".sqz format version {version}, this squeezelab reads version {VERSION}",
+    magic, version, flags, header_len, total = PREFIX.unpack_from(data)
+    if version not in READABLE_VERSIONS:
+        raise _fail(source, f".sqz format version {version}, this squeezelab reads versions 1 to {VERSION}",
                     "use the squeezelab version that wrote it, or re-compress the checkpoint")
     if total > MAX_FILE_BYTES or header_len > MAX_HEADER_BYTES:
         raise _fail(source, f"declared size {total} bytes / header {header_len} bytes is over the limit")
@@ -241,7 +263,9 @@ def _check_prefix(data: bytes, source: str) -> int:
         raise _fail(source, "header length does not fit the file")
     if hashlib.sha256(data[:-DIGEST_BYTES]).digest() != data[-DIGEST_BYTES:]:
         raise _fail(source, "checksum mismatch: the file is corrupted")
-    return header_len
+    if flags & ~FLAG_DEFLATED_HEADER or (flags and version < 2):
+        raise _fail(source, f"unknown flags {flags:#x} for version {version}")
+    return header_len, flags
 
 
 def _expect(condition: bool, source: str, problem: str) -> None:
@@ -253,9 +277,25 @@ def _is_int(value, low: int = 0, high: int = 1 << 62) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def _parse_header(data: bytes, header_len: int, source: str) -> dict:
+def _header_text(data: bytes, header_len: int, flags: int, source: str) -> bytes:
+    raw = data[PREFIX.size : PREFIX.size + header_len]
+    if not flags & FLAG_DEFLATED_HEADER:
+        return raw
+    inflater = zlib.decompressobj()
+    try:  # bounded: a small deflate stream must not expand into gigabytes
+        text = inflater.decompress(raw, MAX_HEADER_BYTES)
+    except zlib.error:
+        raise _fail(source, "the compressed header is damaged") from None
+    if inflater.unconsumed_tail:
+        raise _fail(source, f"the header inflates to more than {MAX_HEADER_BYTES} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise _fail(source, "the compressed header is damaged")
+    return text
+
+
+def _parse_header(data: bytes, header_len: int, flags: int, source: str) -> dict:
     try:
-        header = json.loads(data[PREFIX.size : PREFIX.size + header_len].decode("utf-8"))
+        header = json.loads(_header_text(data, header_len, flags, source).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise _fail(source, "the header is not valid JSON") from None
     _expect(isinstance(header, dict), source, "not an object")
@@ -317,6 +357,14 @@ def _decode_shared(body: memoryview, entry: dict, numel: int, gap_bits: int, sou
 def _decode_raw(body: memoryview, entry: dict, numel: int, source: str) -> np.ndarray:
     dtype = entry.get("dtype")
     _expect(isinstance(dtype, str) and dtype in RAW_DTYPES, source, f"{entry['name']} dtype {dtype!r}")
+    if "fill" in entry:
+        fill = entry["fill"]
+        _expect(isinstance(fill, (int, float)) and not isinstance(fill, bool) and math.isfinite(fill)
+                and (dtype != "int64" or isinstance(fill, int)) and abs(fill) < 2**62, source, f"{entry['name']} fill")
+        with np.errstate(over="ignore"):
+            values = np.full(numel, fill, dtype=RAW_DTYPES[dtype])
+        _expect(dtype == "int64" or bool(np.isfinite(values[:1]).all()), source, f"{entry['name']} fill overflows {dtype}")
+        return values
     blob = _blob(body, entry.get("data"), source, entry["name"])
     kind = np.dtype(RAW_DTYPES[dtype]).newbyteorder("<")
     _expect(len(blob) == numel * kind.itemsize, source, f"{entry['name']} data size")
@@ -338,8 +386,8 @@ def decode(data: bytes, source: str = "<bytes>") -> nn.Module:
     """Rebuild the runnable model (eval mode, `.classes`, `.preprocessing`) from `.sqz` bytes."""
     if len(data) > MAX_FILE_BYTES:
         raise _fail(source, f"{len(data)} bytes is over the {MAX_FILE_BYTES}-byte limit for .sqz files")
-    header_len = _check_prefix(data, source)
-    header = _parse_header(data, header_len, source)
+    header_len, flags = _check_prefix(data, source)
+    header = _parse_header(data, header_len, flags, source)
     config = ModelConfig.from_dict(header["model"])
     shapes = _expected_shapes(config, source)
     directory = header["tensors"]

@@ -2,8 +2,19 @@
 2016, Figure 1), with an honest report: the accuracy after is measured on the model decoded from
 the written bytes, not on the in-memory model.
 
-Fine-tuning and evaluation are passed in as functions so the pipeline works with any trainer;
-`squeezelab compress` passes `squeezelab.train.fine_tune` and `squeezelab.evaluate.evaluate`.
+Pruning is gradual, as the paper's iterative pruning (Section 2; Han et al., 2015, "Learning both
+weights and connections", Section 3.3): `prune_steps` rounds, each removing more weights by
+magnitude along the cubic schedule of Zhu & Gupta (2017) and then fine-tuning with the masks
+held. Per layer, the `squeezenet` policy prunes the 3x3 expand layers (three quarters of the
+weights) hardest and keeps the first conv, the classifier and the 1x1 layers denser, as the
+released SqueezeNet model does (`PAPER_DENSITY`). After every pruning round and after weight
+sharing the batch-norm statistics are measured again (`compress.batchnorm`): the stale ones cost
+more accuracy than the pruning itself. For the file, batch norm is folded to scale and shift and
+stored, with the other unshared tensors, as float16, and the JSON header is deflated.
+
+Fine-tuning, evaluation and recalibration are passed in as functions so the pipeline works with
+any trainer; `squeezelab compress` passes `squeezelab.train.fine_tune`,
+`squeezelab.evaluate.evaluate` and `recalibrate_batch_norm_` on the training split.
 """
 
 from __future__ import annotations
@@ -16,30 +27,88 @@ from typing import Callable
 
 from torch import nn
 
+from squeezelab.compress.batchnorm import fold_batch_norm_
 from squeezelab.compress.codec import DEFAULT_GAP_BITS, LayerStats, decode, encode
-from squeezelab.compress.prune import PruneConfig, prune
+from squeezelab.compress.prune import PruneConfig, conv_and_linear, overall_density, prune, selected_layers
 from squeezelab.compress.quantize import QuantConfig, quantize_
 from squeezelab.errors import SqueezelabError
 
 FineTune = Callable[[nn.Module, int], None]  # (model, epochs): train in place
 Evaluate = Callable[[nn.Module], float]  # model -> validation top-1 as a fraction
+Calibrate = Callable[[nn.Module], None]  # model -> batch-norm statistics measured again, in place
+
+LAYER_POLICIES = ("squeezenet", "uniform")
+# Density of each layer role relative to the 3x3 expand layers under the `squeezenet` policy:
+# the few weights of the first conv and the classifier see every pixel / decide every class, and
+# the 1x1 squeeze/expand layers are a fifth of the weights; all capped at 1.
+ROLE_DENSITY_FACTOR = {"first": 6.25, "classifier": 3.75, "1x1": 2.5, "3x3": 1.0}
+
+
+def layer_role(name: str, module: nn.Module, first: str) -> str:
+    if name == first:
+        return "first"
+    if name.startswith("classifier") or isinstance(module, nn.Linear):
+        return "classifier"
+    return "1x1" if getattr(module, "kernel_size", (1, 1)) == (1, 1) else "3x3"
+
+
+def policy_densities(model: nn.Module, sparsity: float, policy: str = "squeezenet") -> dict[str, float]:
+    """{layer: fraction kept}: `1 - sparsity` everywhere (`uniform`), or for the 3x3 layers with
+    the others kept denser by `ROLE_DENSITY_FACTOR` (`squeezenet`).
+
+    >>> from squeezelab import create_model
+    >>> d = policy_densities(create_model("squeezenet1_1", num_classes=10), 0.92)
+    >>> d["features.0"], d["features.3.squeeze"], d["features.3.expand3x3"], d["classifier.1"]
+    (0.5, 0.2, 0.08, 0.3)
+    """
+    if policy not in LAYER_POLICIES:
+        raise SqueezelabError(f"layer policy must be one of {', '.join(LAYER_POLICIES)}, got {policy!r}")
+    layers = selected_layers(model, conv_and_linear)
+    first = next(iter(layers), "")
+    density = 1.0 - sparsity
+    if policy == "uniform":
+        return {name: density for name in layers}
+    return {name: round(min(1.0, density * ROLE_DENSITY_FACTOR[layer_role(name, m, first)]), 6) for name, m in layers.items()}
+
+
+def gradual_densities(final: dict[str, float], step: int, steps: int) -> dict[str, float]:
+    """Densities after pruning round `step` of `steps` on the cubic schedule (Zhu & Gupta, 2017):
+    big cuts first, while many weights remain to take over, small ones at the end."""
+    done = 1.0 - (1.0 - step / steps) ** 3
+    return {name: 1.0 - (1.0 - d) * done for name, d in final.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class CompressConfig:
-    """Settings of one compression run; the defaults are the paper's SqueezeNet run (a third of
-    the weights kept, 8-bit shared weights, 4-bit index gaps)."""
+    """Settings of one compression run.
 
-    sparsity: float = 0.67
-    bits: int = 8
+    `sparsity` is the fraction removed from the 3x3 layers under the `squeezenet` layer policy
+    (the others keep more, see `policy_densities`) or from every layer under `uniform`;
+    `densities` overrides single layers. `finetune_epochs` run after each of the `prune_steps`
+    pruning rounds and once after weight sharing. `raw_dtype` stores the unshared tensors
+    (batch norm, biases); `fold_batch_norm` stores batch norm as scale and shift.
+    """
+
+    sparsity: float = 0.92
+    bits: int = 3
     fc_bits: int | None = None
     densities: dict[str, float] | None = None
-    finetune_epochs: int = 1
+    finetune_epochs: int = 3
     gap_bits: int = DEFAULT_GAP_BITS
+    layer_policy: str = "squeezenet"
+    prune_steps: int = 4
+    raw_dtype: str = "float16"
+    fold_batch_norm: bool = True
 
     def __post_init__(self):
         if self.finetune_epochs < 0:
             raise SqueezelabError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
+        if not 1 <= self.prune_steps <= 100:
+            raise SqueezelabError(f"--prune-steps must be between 1 and 100, got {self.prune_steps}")
+        if self.layer_policy not in LAYER_POLICIES:
+            raise SqueezelabError(f"--layer-policy must be one of {', '.join(LAYER_POLICIES)}, got {self.layer_policy!r}")
+        if self.raw_dtype not in ("float32", "float16"):
+            raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {self.raw_dtype!r}")
         PruneConfig(sparsity=self.sparsity, densities=self.densities)  # validates
         QuantConfig(bits=self.bits, fc_bits=self.fc_bits)
 
@@ -85,6 +154,7 @@ def compress_model(
     *,
     finetune: FineTune | None = None,
     evaluate: Evaluate | None = None,
+    calibrate: Calibrate | None = None,
     metadata: dict | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> tuple[bytes, CompressReport, nn.Module]:
@@ -92,27 +162,41 @@ def compress_model(
 
     >>> from squeezelab import create_model
     >>> data, report, small = compress_model(create_model("squeezenet1_1", num_classes=10))
-    >>> report.ratio > 5  # 8-bit, a third kept: about 9x (the paper: 4.8 MB -> 0.66 MB, 7.3x)
+    >>> report.ratio > 30  # 3-bit, 3x3 layers 8% kept (no fine-tuning here, so no accuracy)
     True
     """
     start = time.perf_counter()
     original = fp32_bytes(model)
     acc_before = evaluate(model) if evaluate else None
-    log(f"pruning to {1 - config.sparsity:.0%} density")
-    prune(model, PruneConfig(sparsity=config.sparsity, densities=config.densities))
-    if finetune and config.finetune_epochs:
-        finetune(model, config.finetune_epochs)
+    final = {**policy_densities(model, config.sparsity, config.layer_policy), **(config.densities or {})}
+    for step in range(1, config.prune_steps + 1):
+        prune(model, PruneConfig(sparsity=0.0, densities=gradual_densities(final, step, config.prune_steps)))
+        log(f"pruning round {step}/{config.prune_steps}: {overall_density(model):.1%} of the weights kept")
+        _recover(model, config.finetune_epochs, finetune, calibrate)
     acc_pruned = evaluate(model) if evaluate else None
     log(f"sharing weights: {config.bits}-bit codebooks" + (f", {config.fc_bits}-bit classifier" if config.fc_bits else ""))
     quantize_(model, QuantConfig(bits=config.bits, fc_bits=config.fc_bits))
-    if finetune and config.finetune_epochs:
-        finetune(model, config.finetune_epochs)
-    data, layers = encode(model, gap_bits=config.gap_bits, metadata={"compress": config.to_dict(), **(metadata or {})})
+    _recover(model, config.finetune_epochs, finetune, calibrate)
+    if config.fold_batch_norm:
+        fold_batch_norm_(model)
+    data, layers = encode(model, gap_bits=config.gap_bits, raw_dtype=config.raw_dtype, deflate_header=True,
+                          metadata={"compress": config.to_dict(), **(metadata or {})})
     decoded = decode(data, "<compressed>")
     acc_after = evaluate(decoded) if evaluate else None
     report = CompressReport(layers, original, len(data), acc_before, acc_pruned, acc_after,
                             time.perf_counter() - start, config.to_dict())
     return data, report, decoded
+
+
+def _recover(model: nn.Module, epochs: int, finetune: FineTune | None, calibrate: Calibrate | None) -> None:
+    """After the weights changed: batch-norm statistics measured again (fine-tuning starts from
+    a working model), fine-tuning, and the statistics measured once more for the final weights."""
+    if calibrate:
+        calibrate(model)
+    if finetune and epochs:
+        finetune(model, epochs)
+        if calibrate:
+            calibrate(model)
 
 
 def format_report(report: CompressReport) -> str:
@@ -122,7 +206,10 @@ def format_report(report: CompressReport) -> str:
         if s.kind == "shared":
             lines.append(f"{s.name:<34} {s.density:>8.1%} {s.bits:>5} {s.bytes:>9,}")
     raw = sum(s.bytes for s in report.layers if s.kind == "raw")
-    lines.append(f"{'biases and other tensors (fp32)':<34} {'':>8} {'32':>5} {raw:>9,}")
+    bits = 16 if report.config.get("raw_dtype") == "float16" else 32
+    lines.append(f"{'batch norm, biases, other tensors':<34} {'':>8} {bits:>5} {raw:>9,}")
+    other = report.compressed_bytes - raw - sum(s.bytes for s in report.layers if s.kind == "shared")
+    lines.append(f"{'header (deflated JSON) and checksum':<34} {'':>8} {'':>5} {other:>9,}")
     lines.append(f"fp32 size {report.original_bytes:,} B -> compressed {report.compressed_bytes:,} B ({report.ratio:.1f}x smaller)")
     if report.acc_before is not None:
         lines.append(
