@@ -28,12 +28,8 @@ from torch import nn
 
 from squeezelab.models import create_model
 from squeezelab.train import performance
+from squeezelab.train.loop import train_one_epoch
 from squeezelab.utils.timing import Column, format_table
-
-try:
-    from squeezelab.train.loop import train_one_epoch
-except ImportError:  # the trainer is not in this checkout
-    train_one_epoch = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,21 +96,7 @@ def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: 
         model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
         **performance.optimizer_options(torch.optim.SGD, device, config),
     )
-    if train_one_epoch is not None:
-        return lambda: train_one_epoch(model, [(x, y)], opt, None, device=device, speed=config)
-    # Without the trainer (squeezelab.train.loop), the same calls it makes, written out.
-    loss_fn = nn.CrossEntropyLoss()
-    xb = performance.prepare_batch(x, device, config)
-
-    def step() -> float:
-        opt.zero_grad(set_to_none=True)
-        with performance.autocast(device, config):
-            loss = loss_fn(model(xb), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return lambda: train_one_epoch(model, [(x, y)], opt, None, device=device, speed=config)
 
 
 # oneDNN primitive creation, and the allocator: with keep_freed_memory the heap grows for about
@@ -227,14 +209,11 @@ def main(argv=None) -> None:
           f"reference {threads['reference']} (torch's default), squeezelab {threads['squeezelab']}")
     print(f"squeezelab: {config}")
     print(format_table(rows, TABLE))
-    if train_one_epoch is not None:
-        small = next((r for r in rows if r["case"].startswith("small-stem")), None)
-        for spec in ("digits", "synthetic:n=4096,classes=10,size=32"):
-            rate = data_throughput(spec, 256)
-            vs = f", {rate / small['squeezelab']:.1f}x small-stem training" if small else ""
-            print(f"data pipeline {spec} 32x32 b256: {rate:.0f} img/s{vs}")
-    else:
-        print("(trainer not in this checkout: squeezelab side = the performance.py calls it makes)")
+    small = next((r for r in rows if r["case"].startswith("small-stem")), None)
+    for spec in ("digits", "synthetic:n=4096,classes=10,size=32"):
+        rate = data_throughput(spec, 256)
+        vs = f", {rate / small['squeezelab']:.1f}x small-stem training" if small else ""
+        print(f"data pipeline {spec} 32x32 b256: {rate:.0f} img/s{vs}")
     print(f"ratio={rows[-1]['ratio']:.2f}")
 
 
