@@ -53,13 +53,14 @@ def test_fused_conv_skips_the_input_gradient_when_the_input_needs_none():
 def test_fast_dropout_is_inverted_dropout_with_the_right_rate():
     torch.manual_seed(0)
     x = torch.ones(200_000, requires_grad=True)
-    y = fast_dropout(x, 0.3, training=True)
+    dropout = nn.Dropout(0.3)
+    y = fast_dropout(dropout, x)
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.7) < 0.005  # binomial sd ~0.001
     torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
     y.sum().backward()
     torch.testing.assert_close(x.grad, y.detach())  # the same mask scales the gradient
-    assert fast_dropout(x, 0.3, training=False) is x
+    assert fast_dropout(dropout.eval(), x) is x
 
 
 @pytest.mark.parametrize("name,kwargs,size", [
@@ -117,3 +118,7 @@ def test_fused_conv_runs_the_module_when_it_has_hooks():
     conv.register_forward_hook(lambda module, args, out: seen.append(out.shape))
     fused_conv(conv, x)
     assert seen == [torch.Size([2, 24, 7, 7])]
+    dropout = nn.Dropout(0.5)
+    dropout.register_forward_hook(lambda module, args, out: seen.append("dropout"))
+    fast_dropout(dropout, x)
+    assert seen[-1] == "dropout"

@@ -152,10 +152,11 @@ class _Dropout(torch.autograd.Function):
         return grad * mask, None
 
 
-def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """nn.functional.dropout's distribution with a cheaper mask draw (see the module docstring)."""
-    if not training or p == 0.0:
+def fast_dropout(dropout: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """dropout(x): nn.Dropout's distribution with a cheaper mask draw (see the module docstring)
+    where it applies, else the module itself (hooks, CUDA, tracing)."""
+    if not dropout.training or dropout.p == 0.0:
         return x
-    if x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return F.dropout(x, p, training)
-    return _Dropout.apply(x, p)
+    if _has_hooks(dropout) or x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return dropout(x)
+    return _Dropout.apply(x, dropout.p)

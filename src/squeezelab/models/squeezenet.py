@@ -265,7 +265,7 @@ class SqueezeNet(nn.Module):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
             dropout, conv, activation, pool = self.classifier
-            x = fast_dropout(x, dropout.p, self.training)
+            x = fast_dropout(dropout, x)
             x = fused_conv(conv, x, relu=isinstance(activation, nn.ReLU))
             return torch.flatten(pool(x), 1)
         return torch.flatten(self.classifier(x), 1)

@@ -41,7 +41,7 @@ class SpeedConfig(JsonConfig):
     """Switches that change speed, never results (beyond float rounding)."""
 
     channels_last: bool = True
-    fused: bool = True  # fused conv+ReLU kernels and ReLU-after-pool (SqueezeNet models only)
+    fused: bool = True  # squeezelab.models.fused kernels (SqueezeNet models only)
     fused_optimizer: bool = True  # fused=True SGD/Adam/AdamW steps: 2.4-3.7x faster on this CPU
     amp: str = "auto"  # "auto": bf16 autocast on CUDA only; "off"; "bf16"
     threads: int | None = None  # None: one per available core
