@@ -31,7 +31,7 @@ from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.loop import LossGuard, train_one_epoch
 from squeezelab.train.schedule import lr_factor
-from squeezelab.utils.atomic import atomic_write_text
+from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
@@ -126,6 +126,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
     try:
         if info.is_main:
             check_writable(out)
+            remove_stale_temporaries(out)  # a run killed mid-write (SIGKILL) leaves its temporary
         performance.configure_process(speed)
         state = None
         if resume:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -34,6 +35,25 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that writers killed mid-write (SIGKILL, power loss) left in `folder`.
+
+    A killed writer cannot clean up after itself; the next run that owns the folder (a training
+    run's --out, before it writes anything) does. Only names this module makes are touched.
+    Returns the removed paths.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if _TEMPORARY_NAME.fullmatch(tmp.name) and tmp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+_TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # mkstemp(prefix=".<name>.", suffix=".tmp")
 
 
 def _umask() -> int:
