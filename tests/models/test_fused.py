@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from squeezelab.models import create_model
-from squeezelab.models.fused import fast_dropout, fused_conv
+from squeezelab.models.fused import _long_matmul, fast_dropout, fast_global_average, fused_conv
 
 
 def assert_close_in_norm(got: torch.Tensor, want: torch.Tensor, rel: float = 1e-4) -> None:
@@ -41,6 +41,28 @@ def test_fused_conv_matches_conv_and_relu(kernel, stride, padding, bias, channel
     # The weight gradient is a GEMM on channels_last data: the same sums in another order.
     for got, want in zip([p.grad for p in conv.parameters()], grads_plain):
         assert_close_in_norm(got, want)
+
+
+@pytest.mark.parametrize("rows,m,n", [(98, 7, 5), (99, 7, 5), (64, 600, 600)])  # split, odd rows, wide product
+def test_long_matmul_is_the_transposed_product(rows, m, n):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a, b = torch.randn(rows, m), torch.randn(rows, n)
+        torch.testing.assert_close(_long_matmul(a, b), a.t() @ b, rtol=1e-5, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_fast_global_average_is_the_pool_in_values_and_gradients():
+    pool = nn.AdaptiveAvgPool2d((1, 1))
+    x = torch.randn(3, 6, 5, 5).contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    weights = torch.randn(3, 6)
+    (torch.flatten(pool(x1), 1) * weights).sum().backward()
+    (fast_global_average(pool, x2) * weights).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad)
+    assert fast_global_average(nn.AdaptiveAvgPool2d(2), x).shape == (3, 24)  # not to 1x1: the pool itself
 
 
 def test_fused_conv_skips_the_input_gradient_when_the_input_needs_none():

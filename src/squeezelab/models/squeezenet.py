@@ -24,7 +24,7 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.fire import BYPASS_KINDS, Fire
-from squeezelab.models.fused import fast_dropout, fused_conv
+from squeezelab.models.fused import fast_dropout, fast_global_average, fused_conv
 
 Row = tuple
 
@@ -267,7 +267,7 @@ class SqueezeNet(nn.Module):
             dropout, conv, activation, pool = self.classifier
             x = fast_dropout(dropout, x)
             x = fused_conv(conv, x, relu=isinstance(activation, nn.ReLU))
-            return torch.flatten(pool(x), 1)
+            return fast_global_average(pool, x)
         return torch.flatten(self.classifier(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
