@@ -9,6 +9,11 @@ has its own process (some switches are process-wide: threads, the allocator), on
 
     python bench/time_to_accuracy.py                      # digits, target 97%
     python bench/time_to_accuracy.py --data cifar10:ROOT --target 0.80 --epochs 30
+    python bench/time_to_accuracy.py --data cifar10-jpg:500:200 --target 0.5 --seeds 1
+
+`cifar10-jpg:TRAIN:TEST` is the real CIFAR-10 from ../shared/data/cifar10-jpg.tar.gz (extracted
+once by bench/cifar10.py into ~/.cache/squeezelab) cut to TRAIN and TEST images a class: the full
+set takes hours a run on 2 CPU cores.
 
 Training seeds differ between runs (`--seeds`, default 3) because the two sides' trajectories
 differ anyway (dropout draws, summation order), so one seed's epoch-to-target is luck. The last
@@ -44,16 +49,31 @@ def time_to_target(metrics_csv: Path, target: float) -> tuple[float, int | None,
     return (hit[0], hit[1], final) if hit else (math.nan, None, final)
 
 
-def _run(label: str, speed: dict, data: str, recipe: dict, out: str, queue) -> None:
-    result = train(data_config=DataConfig(data), train_config=TrainConfig.from_dict(recipe),
+def resolve_data(spec: str) -> str:
+    """A data spec for `train`: `cifar10-jpg:TRAIN:TEST` becomes a folder of that CIFAR-10 subset."""
+    if not spec.startswith("cifar10-jpg:"):
+        return spec
+    import importlib.util
+    import os
+
+    train_per_class, test_per_class = (int(n) for n in spec.split(":")[1:3])
+    module_spec = importlib.util.spec_from_file_location("bench_cifar10", Path(__file__).with_name("cifar10.py"))
+    cifar10 = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(cifar10)
+    cache = Path(os.environ.get("SQUEEZELAB_CACHE", Path.home() / ".cache" / "squeezelab"))
+    return str(cifar10.subset(cifar10.extract(cifar10.ARCHIVE, cache), cache, train_per_class, test_per_class))
+
+
+def _run(label: str, speed: dict, data: dict, recipe: dict, out: str, queue) -> None:
+    result = train(data_config=DataConfig.from_dict(data), train_config=TrainConfig.from_dict(recipe),
                    speed=SpeedConfig.from_dict(speed), out=out)
     queue.put((label, result))
 
 
-def run_in_own_process(label: str, speed: SpeedConfig, data: str, recipe: TrainConfig, out: Path) -> dict:
+def run_in_own_process(label: str, speed: SpeedConfig, data: DataConfig, recipe: TrainConfig, out: Path) -> dict:
     spawn = multiprocessing.get_context("spawn")
     queue = spawn.Queue()
-    proc = spawn.Process(target=_run, args=(label, speed.to_dict(), data, recipe.to_dict(), str(out), queue))
+    proc = spawn.Process(target=_run, args=(label, speed.to_dict(), data.to_dict(), recipe.to_dict(), str(out), queue))
     proc.start()
     try:
         _, result = queue.get()
@@ -69,9 +89,12 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default="digits", help="a data spec as for `squeezelab train --data`")
     parser.add_argument("--target", type=float, default=0.97, help="validation accuracy to reach (fraction)")
     parser.add_argument("--epochs", type=int, default=None, help="budget (default: the recipe's epochs)")
+    parser.add_argument("--image-size", type=int, default=None, help="as `squeezelab train --image-size`")
     parser.add_argument("--seeds", type=int, default=3,
                         help="training seeds per side (default 3); sides alternate, medians are reported")
     args = parser.parse_args(argv)
+    data = DataConfig(resolve_data(args.data),
+                      image_size=args.image_size or (32 if args.data.startswith("cifar10-jpg:") else None))
     recipe = TrainConfig() if args.epochs is None else TrainConfig(epochs=args.epochs)
     sides = {"plain": SpeedConfig.plain(), "squeezelab": SpeedConfig()}
     rows = {label: [] for label in sides}
@@ -80,7 +103,7 @@ def main(argv=None) -> None:
             order = list(sides) if seed % 2 == 0 else list(reversed(sides))
             for label in order:
                 out = Path(tmp) / f"{label}-{seed}"
-                result = run_in_own_process(label, sides[label], args.data, recipe.replace(seed=seed), out)
+                result = run_in_own_process(label, sides[label], data, recipe.replace(seed=seed), out)
                 seconds, epoch, final = time_to_target(out / "metrics.csv", args.target)
                 rows[label].append((seed, seconds, epoch, final, result["best_val_acc"], result["seconds"]))
     print(f"data {args.data}, target {args.target:.0%}, budget {recipe.epochs} epochs of the default recipe, "
