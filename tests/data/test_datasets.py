@@ -77,6 +77,18 @@ def test_folder_of_photos_streams_through_workers(image_folder):
     assert sum(len(b[1]) for b in ev) == len(data.val)
 
 
+def test_folder_default_size_is_the_images_own_when_small_else_photo_size(tmp_path):
+    small = make_folder(tmp_path / "small", per_class=4, size=(32, 32))  # sides 32..38
+    data = open_dataset(DataConfig(str(small)))
+    assert data.image_size == 38 and data.augment is not None  # decoded once into a tensor
+    assert next(data.batches("train", 2))[0].shape == (2, 3, 38, 38)
+    tiny = make_folder(tmp_path / "tiny", per_class=2, size=(6, 5))
+    assert open_dataset(DataConfig(str(tiny))).image_size == 16
+    photos = make_folder(tmp_path / "photos", per_class=2, size=(90, 70))
+    data = open_dataset(DataConfig(str(photos)))
+    assert data.image_size == 128 and data.augment is None  # streamed through workers
+
+
 def test_folder_with_train_and_val(tmp_path):
     make_folder(tmp_path / "d" / "train", per_class=3)
     make_folder(tmp_path / "d" / "val", per_class=2)

@@ -85,6 +85,19 @@ def test_fast_dropout_is_inverted_dropout_with_the_right_rate():
     assert fast_dropout(dropout.eval(), x) is x
 
 
+@pytest.mark.parametrize("p", [0.5, 0.1])
+def test_fast_dropout_mask_is_unbiased_in_every_channel_of_a_channels_last_batch(p):
+    torch.manual_seed(1)
+    x = torch.ones(64, 16, 15, 15).contiguous(memory_format=torch.channels_last)  # numel not a multiple of 8
+    y = fast_dropout(nn.Dropout(p), x)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    kept = (y != 0).float()
+    assert abs(kept.mean().item() - (1 - p)) < 0.005
+    per_channel = kept.mean((0, 2, 3))  # each int16 lane of a 64-bit draw feeds its own channels
+    assert (per_channel - (1 - p)).abs().max().item() < 0.03  # sd ~0.004 at 14,400 draws
+    assert abs(y.mean().item() - 1.0) < 0.01  # 1/keep on the kept: the mean is unchanged
+
+
 @pytest.mark.parametrize("name,kwargs,size", [
     ("squeezenet1_0", {}, 48),
     ("squeezenet1_1", {}, 40),

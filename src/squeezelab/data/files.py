@@ -145,6 +145,28 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+def default_image_size(paths: list[Path], probe: int = 64) -> int:
+    """The side to train at when --image-size is not given: a folder of small images (CIFAR-10's
+    32x32) trains at its own size, so it gets the small stem and the decoded-once tensor pipeline
+    instead of being upscaled 16x in pixels; photos at FOLDER_IMAGE_SIZE. Only headers are read,
+    of up to `probe` images spread over the list; a broken one is left to the full decode."""
+    from PIL import Image
+
+    sides = []
+    for path in paths[:: max(1, len(paths) // probe)][:probe]:
+        try:
+            with Image.open(path) as image:
+                sides.append(max(image.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    if sides and max(sides) <= TENSOR_MAX_SIZE:
+        return max(MIN_SMALL_IMAGE_SIZE, max(sides))
+    return FOLDER_IMAGE_SIZE
+
+
+MIN_SMALL_IMAGE_SIZE = 16  # tinier images are upscaled to this (digits' 8x8 train at 16x16)
+
+
 def _decode_all(items, size: int | None, skip_bad: bool, skipped: list[str]):
     """Decode every image once (threads: Pillow releases the GIL); returns kept items and, when
     `size` is set, their uint8 tensors at size x size."""
@@ -177,7 +199,7 @@ def _decode_all(items, size: int | None, skip_bad: bool, skipped: list[str]):
 def _build(config: DataConfig, train_items, val_items, classes, base: Path, recorded_split):
     from squeezelab.data.datasets import Dataset, stats_preprocessing
 
-    size = config.image_size or FOLDER_IMAGE_SIZE
+    size = config.image_size or default_image_size([path for path, _ in train_items + val_items])
     small = size <= TENSOR_MAX_SIZE
     skipped: list[str] = []
     train_items, train_images = _decode_all(train_items, size if small else None, config.skip_bad_images, skipped)

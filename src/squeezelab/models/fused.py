@@ -9,9 +9,15 @@ squeezenet1_1 224x224 batch 32 (bench/train_throughput.py):
   bit-identical to `relu(conv2d(x))`.
 - the weight gradient as one GEMM over im2col patches of the NHWC input (MKL), instead of
   oneDNN's backward-weights kernel: 1.0-1.7x faster per layer (3x3 Fire expands 1.4-1.7x, the
-  1000-class conv 1.45x). Same sums in another order: float rounding only (~1e-5 relative).
+  1000-class conv 1.45x), split over threads as a batched GEMM (1.1-1.6x more). Same sums in
+  another order: float rounding only (~1e-5 relative).
 - dropout's mask from `rand_like(x) >= p` instead of `bernoulli_`: about 3x faster on CPU, the
   same Bernoulli(1 - p) distribution, but another draw than nn.Dropout's from the same seed.
+  (Sixteen random bits an element, four per 64-bit draw, halved the mask's cost again in
+  isolation but made no measurable difference to a step: not kept.)
+- the global average as `mean`, whose backward keeps the classifier's gradient channels_last
+  (adaptive_avg_pool2d's backward wrote it NCHW, and the ReLU backward reading two layouts
+  took 18 ms instead of 2).
 
 The grad-input pass is the one autograd would run (`threshold_backward`, then
 `convolution_backward`). Where the kernels do not apply (CUDA, non-float32, groups or dilation,
