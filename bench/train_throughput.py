@@ -185,8 +185,8 @@ def data_throughput(spec: str, batch: int, seconds: float = 3.0) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="squeezenet1_1 at 224 only, fewer rounds")
-    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3 quick, 5 full)")
+    parser.add_argument("--quick", action="store_true", help="squeezenet1_1 at 224 only")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 7 quick, 5 full)")
     parser.add_argument("--steps", type=int, default=2, help="training steps per round and side")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     parser.add_argument("--no-fused", action="store_true", help="squeezelab side without the fused path")
@@ -202,7 +202,7 @@ def main(argv=None) -> None:
         keep_freed_memory=not args.no_keep_freed_memory,
     )
     performance.configure_process(config)
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (7 if args.quick else 5)
     rows = [measure(case, rounds, args.steps, config) for case in cases(args.quick)]
     threads = rows[0]["threads"]
     print(f"torch {torch.__version__}, {rounds} rounds x {args.steps} steps, one process per side; threads: "
