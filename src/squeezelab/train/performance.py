@@ -12,8 +12,9 @@ batch 32, SGD, ratios against a plain torchvision eager fp32 NCHW loop in the sa
   per-parameter loop (squeezenet1_1: SGD 0.9 vs 2.6 ms, AdamW 1.4 vs 5.2 ms; `foreach` 2.2 and
   4.2 ms). An optimizer step is ~0.5% of a training step, so the gain is small. (An earlier
   measurement here, 313 vs 47 ms, did not reproduce once keep_freed_memory was on.)
-- fused (squeezelab.models.fused): weight gradients as im2col GEMMs (1.0-1.7x per layer), conv+ReLU
-  in one kernel, a cheaper dropout draw: with keep_freed_memory, 1.76x -> ~1.95x plain.
+- fused (squeezelab.models.fused): weight gradients as im2col GEMMs split over threads, conv+ReLU
+  in one kernel, a cheaper dropout draw, a global average whose backward keeps channels_last:
+  with keep_freed_memory, 1.76x -> ~2.0-2.1x plain.
 - bf16 autocast (0.74x) and torch.compile (0.5-0.8x, ~50 s to compile on 2 cores) are slower on
   this CPU, so they default to off on CPU; bf16 autocast defaults to on for CUDA.
 
