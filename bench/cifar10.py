@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
+CACHE = Path(os.environ.get("SQUEEZELAB_CACHE", Path.home() / ".cache" / "squeezelab"))
 
 
 def extract(archive: Path, cache: Path) -> Path:
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
-    parser.add_argument("--cache", default=os.environ.get("SQUEEZELAB_CACHE", str(Path.home() / ".cache" / "squeezelab")))
+    parser.add_argument("--cache", default=str(CACHE))
     parser.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     args = parser.parse_args()
 

@@ -54,14 +54,13 @@ def resolve_data(spec: str) -> str:
     if not spec.startswith("cifar10-jpg:"):
         return spec
     import importlib.util
-    import os
 
     train_per_class, test_per_class = (int(n) for n in spec.split(":")[1:3])
     module_spec = importlib.util.spec_from_file_location("bench_cifar10", Path(__file__).with_name("cifar10.py"))
     cifar10 = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(cifar10)
-    cache = Path(os.environ.get("SQUEEZELAB_CACHE", Path.home() / ".cache" / "squeezelab"))
-    return str(cifar10.subset(cifar10.extract(cifar10.ARCHIVE, cache), cache, train_per_class, test_per_class))
+    root = cifar10.extract(cifar10.ARCHIVE, cifar10.CACHE)
+    return str(cifar10.subset(root, cifar10.CACHE, train_per_class, test_per_class))
 
 
 def _run(label: str, speed: dict, data: dict, recipe: dict, out: str, queue) -> None:
@@ -93,8 +92,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3,
                         help="training seeds per side (default 3); sides alternate, medians are reported")
     args = parser.parse_args(argv)
-    data = DataConfig(resolve_data(args.data),
-                      image_size=args.image_size or (32 if args.data.startswith("cifar10-jpg:") else None))
+    data = DataConfig(resolve_data(args.data), image_size=args.image_size)  # 32x32 JPEGs train at 32 by default
     recipe = TrainConfig() if args.epochs is None else TrainConfig(epochs=args.epochs)
     sides = {"plain": SpeedConfig.plain(), "squeezelab": SpeedConfig()}
     rows = {label: [] for label in sides}

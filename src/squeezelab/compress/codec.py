@@ -56,6 +56,7 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_TENSOR_ELEMENTS = 1 << 28
 MAX_TOTAL_ELEMENTS = 1 << 29
 RAW_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
+RAW_FLOAT_DTYPES = ("float32", "float16")  # what `encode(raw_dtype=...)` may store floats as
 FORBIDDEN_OPTIONS = ("weights", "weights_file")  # would make the loader read other files
 
 
@@ -192,7 +193,7 @@ def encode(
     """
     if not 1 <= gap_bits <= 8:
         raise SqueezelabError(f"gap_bits must be between 1 and 8, got {gap_bits}")
-    if raw_dtype not in ("float32", "float16"):
+    if raw_dtype not in RAW_FLOAT_DTYPES:
         raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {raw_dtype!r}")
     config = config_of(model)
     shared = {f"{name}.weight": p for name, p in shared_layers(model).items()}

@@ -28,7 +28,7 @@ from typing import Callable
 from torch import nn
 
 from squeezelab.compress.batchnorm import fold_batch_norm_
-from squeezelab.compress.codec import DEFAULT_GAP_BITS, LayerStats, decode, encode
+from squeezelab.compress.codec import DEFAULT_GAP_BITS, RAW_FLOAT_DTYPES, LayerStats, decode, encode
 from squeezelab.compress.prune import PruneConfig, conv_and_linear, overall_density, prune, selected_layers
 from squeezelab.compress.quantize import QuantConfig, quantize_
 from squeezelab.errors import SqueezelabError
@@ -107,7 +107,7 @@ class CompressConfig:
             raise SqueezelabError(f"--prune-steps must be between 1 and 100, got {self.prune_steps}")
         if self.layer_policy not in LAYER_POLICIES:
             raise SqueezelabError(f"--layer-policy must be one of {', '.join(LAYER_POLICIES)}, got {self.layer_policy!r}")
-        if self.raw_dtype not in ("float32", "float16"):
+        if self.raw_dtype not in RAW_FLOAT_DTYPES:
             raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {self.raw_dtype!r}")
         PruneConfig(sparsity=self.sparsity, densities=self.densities)  # validates
         QuantConfig(bits=self.bits, fc_bits=self.fc_bits)

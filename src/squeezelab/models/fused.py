@@ -31,20 +31,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _has_hooks(module: nn.Module) -> bool:
-    """Calling the kernels directly skips `module(x)`, and with it any forward hooks: e.g.
-    torch.nn.utils.prune computes `weight` in a pre-hook, so skipping it trains a stale weight."""
+def _needs_the_module(module: nn.Module) -> bool:
+    """True where `module(x)` itself must run, not a kernel standing in for it.
+
+    Calling the kernels directly skips `module(x)`, and with it any forward hooks (e.g.
+    torch.nn.utils.prune computes `weight` in a pre-hook, so skipping it trains a stale weight);
+    tracing, scripting, torch.compile and ONNX export must see the plain ops.
+    """
     from torch.nn.modules import module as module_globals
 
     return bool(
         module._forward_pre_hooks or module._forward_hooks
         or module_globals._global_forward_pre_hooks or module_globals._global_forward_hooks
+        or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
     )
 
 
 def _onednn_usable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
     return (
-        not _has_hooks(conv)
+        not _needs_the_module(conv)
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and conv.weight.dtype == torch.float32
@@ -55,10 +61,6 @@ def _onednn_usable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
         and not torch.is_autocast_enabled("cpu")
-        and not torch.jit.is_tracing()  # ONNX export and tracing see the plain ops
-        and not torch.jit.is_scripting()
-        and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
     )
 
 
@@ -191,7 +193,7 @@ def fast_dropout(dropout: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
     where it applies, else the module itself (hooks, CUDA, tracing)."""
     if not dropout.training or dropout.p == 0.0:
         return x
-    if _has_hooks(dropout) or x.device.type != "cpu" or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if _needs_the_module(dropout) or x.device.type != "cpu":
         return dropout(x)
     return _Dropout.apply(x, dropout.p)
 
@@ -203,6 +205,6 @@ def fast_global_average(pool: nn.AdaptiveAvgPool2d, x: torch.Tensor) -> torch.Te
     and the classifier's ReLU backward then reads two layouts at once (squeezenet1_1 batch 32:
     18.4 ms instead of 1.7). mean's backward is a broadcast view, read in any layout for free.
     """
-    if pool.output_size not in (1, (1, 1)) or _has_hooks(pool) or torch.jit.is_tracing():
+    if pool.output_size not in (1, (1, 1)) or _needs_the_module(pool):
         return torch.flatten(pool(x), 1)
     return x.mean((2, 3))
