@@ -33,7 +33,7 @@ from pathlib import Path
 
 from squeezelab.data.config import DataConfig
 from squeezelab.train.config import TrainConfig
-from squeezelab.train.performance import SpeedConfig
+from squeezelab.runtime import SpeedConfig
 from squeezelab.train.run import train
 
 

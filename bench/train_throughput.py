@@ -27,7 +27,7 @@ import torchvision
 from torch import nn
 
 from squeezelab.models import create_model
-from squeezelab.train import performance
+from squeezelab import runtime
 from squeezelab.train.loop import train_one_epoch
 from squeezelab.utils.timing import Column, format_table
 
@@ -86,15 +86,15 @@ def plain_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return step
 
 
-def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: performance.SpeedConfig):
+def squeezelab_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: runtime.SpeedConfig):
     """squeezelab's training step: the trainer's own epoch function (squeezelab.train.loop) over
-    one batch, with the model prepared by performance.prepare_model as the trainer does."""
+    one batch, with the model prepared by runtime.prepare_model as the trainer does."""
     device = torch.device("cpu")
-    model = performance.prepare_model(model, device, config)
+    model = runtime.prepare_model(model, device, config)
     model.train()
     opt = torch.optim.SGD(
         model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-        **performance.optimizer_options(torch.optim.SGD, device, config),
+        **runtime.optimizer_options(torch.optim.SGD, device, config),
     )
     return lambda: train_one_epoch(model, [(x, y)], opt, None, device=device, speed=config)
 
@@ -123,8 +123,8 @@ def _side(conn, side: str, label: str, config: dict) -> None:
     if side == "reference":
         step = plain_step(case.reference(), x, y)
     else:
-        speed = performance.SpeedConfig.from_dict(config)
-        performance.configure_process(speed)
+        speed = runtime.SpeedConfig.from_dict(config)
+        runtime.configure_process(speed)
         step = squeezelab_step(case.squeezelab(), x, y, speed)
     for _ in range(WARMUP_STEPS):
         step()
@@ -136,7 +136,7 @@ def _side(conn, side: str, label: str, config: dict) -> None:
         conn.send(time.perf_counter() - start)
 
 
-def measure(case: Case, rounds: int, steps: int, config: performance.SpeedConfig) -> dict:
+def measure(case: Case, rounds: int, steps: int, config: runtime.SpeedConfig) -> dict:
     spawn = multiprocessing.get_context("spawn")
     conns, procs, threads = {}, [], {}
     for side in ("reference", "squeezelab"):
@@ -194,14 +194,14 @@ def main(argv=None) -> None:
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--no-keep-freed-memory", action="store_true", help="glibc's default allocator behaviour")
     args = parser.parse_args(argv)
-    config = performance.SpeedConfig(
+    config = runtime.SpeedConfig(
         channels_last=not args.no_channels_last,
         fused=not args.no_fused,
         fused_optimizer=not args.no_fused_optimizer,
         threads=args.threads,
         keep_freed_memory=not args.no_keep_freed_memory,
     )
-    performance.configure_process(config)
+    runtime.configure_process(config)
     rounds = args.rounds or (7 if args.quick else 5)
     rows = [measure(case, rounds, args.steps, config) for case in cases(args.quick)]
     threads = rows[0]["threads"]

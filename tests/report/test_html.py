@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from squeezelab.analysis.summary import summarize_run
 from squeezelab.errors import SqueezelabError
 from squeezelab.report.design_plots import plot_bypass, plot_sweep
 from squeezelab.report.html import build_report
@@ -36,7 +37,7 @@ def _run_dir(tmp_path):
 
 
 def test_report_holds_every_section_and_inlines_its_images(tmp_path):
-    page = build_report(_run_dir(tmp_path))
+    page = build_report(_run_dir(tmp_path), summary=summarize_run(tmp_path))
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
     assert [name for name, _ in images] == ["curves.png", "explore_bypass.png"]  # curves first
     assert base64.b64decode(images[0][1]) == (tmp_path / "curves.png").read_bytes()

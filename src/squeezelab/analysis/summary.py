@@ -8,6 +8,9 @@ actually computes, peers included, rather than formulas typed by hand.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -138,3 +141,25 @@ def summarize(model: nn.Module, input_size: int = 224, *, in_chans: int = 3) -> 
         total_macs=counter.get_total_flops() // 2,
         total_bytes=_nbytes(model),
     )
+
+
+def summarize_run(run_dir: str | os.PathLike) -> Summary | None:
+    """Table 1 for the model of a run folder, rebuilt from its config.json; None when the folder
+    has no config.json or its model cannot be rebuilt (a report then leaves the section out).
+
+    >>> summarize_run("runs/latest").total_params  # doctest: +SKIP
+    """
+    from squeezelab.models import create_model
+
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or "name" not in model:
+        return None
+    size = (config.get("data") or {}).get("image_size") or (config.get("preprocessing") or {}).get("crop") or 224
+    try:
+        return summarize(create_model(model["name"], **model.get("options", {})), int(size))
+    except (SqueezelabError, TypeError, ValueError):
+        return None

@@ -20,7 +20,7 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     the model was built with, so a caller can rebuild it to measure size and MACs).
     """
     from squeezelab.data import DataConfig, open_dataset
-    from squeezelab.train import performance
+    from squeezelab import runtime
     from squeezelab.train.config import TrainConfig
     from squeezelab.train.run import default_model_config, train
 
@@ -29,7 +29,7 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     model_config = default_model_config(dataset, model, **model_kwargs)
     train_config = TrainConfig(**{**(train_options or {}), "epochs": epochs, "seed": seed})
     out_dir = Path(out_dir)
-    result = train(model_config, data_config, train_config, performance.SpeedConfig(threads=threads),
+    result = train(model_config, data_config, train_config, runtime.SpeedConfig(threads=threads),
                    out=str(out_dir), resume=(out_dir / "last.pt").is_file())
     options = {**model_config.options, "num_classes": dataset.num_classes}
     return {**result, "num_classes": dataset.num_classes, "image_size": dataset.image_size, "model_options": options}

@@ -120,8 +120,9 @@ def run_compare(args) -> int:
 
 
 def run_report(args) -> int:
+    from squeezelab.analysis.summary import summarize_run
     from squeezelab.report.html import write_report
 
-    path = write_report(args.run_dir, args.output, title=args.title)
+    path = write_report(args.run_dir, args.output, title=args.title, summary=summarize_run(args.run_dir))
     print(f"wrote {path}")
     return 0

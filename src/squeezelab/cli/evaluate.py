@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_eval(args) -> int:
-    from squeezelab.evaluate import evaluate_file
+    from squeezelab.evaluate.files import evaluate_file
 
     result = evaluate_file(args.checkpoint, args.data, batch_size=args.batch_size, skip_bad_images=args.skip_bad_images)
     if args.json:

@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
 
 def run_train(args) -> int:
     from squeezelab.data import DataConfig
-    from squeezelab.train import performance
+    from squeezelab import runtime
     from squeezelab.train.config import TrainConfig
     from squeezelab.train.run import default_model_config, train
 
@@ -57,7 +57,7 @@ def run_train(args) -> int:
         label_smoothing=args.label_smoothing, accumulate=args.accumulate, seed=args.seed, device=args.device,
         freeze_features=args.freeze_features, weights=args.weights, stuck_steps=args.stuck_steps,
         workers=args.workers)
-    speed = performance.SpeedConfig(channels_last=args.channels_last, amp=args.amp)
+    speed = runtime.SpeedConfig(channels_last=args.channels_last, amp=args.amp)
     options = {"dropout": args.dropout, "batch_norm": args.batch_norm, "final_relu": args.final_relu,
                "stem": args.stem}
     model_factory = _ModelChoice(args.model, options, default_model_config)

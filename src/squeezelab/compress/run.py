@@ -19,30 +19,6 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 
-def open_data_for(checkpoint: dict, model, data_spec: str | None):
-    """The data set to fine-tune and evaluate on: `data_spec`, or the one the checkpoint recorded
-    (with its validation split), normalised the way the model expects."""
-    from squeezelab.data import DataConfig, open_dataset
-
-    recorded = checkpoint.get("data")
-    if data_spec is None:
-        if not recorded:
-            raise SqueezelabError("the checkpoint records no data set; pass --data SPEC (e.g. --data digits)")
-        config = DataConfig.from_dict(recorded)
-    else:
-        same = bool(recorded) and recorded.get("spec") == data_spec
-        config = DataConfig.from_dict({**recorded, "spec": data_spec}) if same else DataConfig(
-            data_spec, image_size=model.preprocessing.crop)
-    data = open_dataset(config)
-    if list(data.classes) != list(model.classes):
-        raise SqueezelabError(
-            f"the data's classes {list(data.classes)[:5]} differ from the model's {list(model.classes)[:5]}; "
-            "compress with the data the model was trained on"
-        )
-    data.preprocessing = model.preprocessing
-    return data, config
-
-
 def compress_checkpoint(
     checkpoint_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -64,6 +40,7 @@ def compress_checkpoint(
     from squeezelab.compress.batchnorm import recalibrate_batch_norm_
     from squeezelab.compress.codec import plain_state_dict
     from squeezelab.compress.quantize import shared_layers
+    from squeezelab.data.datasets import open_recorded_dataset
     from squeezelab.evaluate import evaluate
     from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
     from squeezelab.train.run import fine_tune
@@ -73,7 +50,8 @@ def compress_checkpoint(
         raise SqueezelabError(f"the output {out} must end in .sqz")
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint)
-    data, data_config = open_data_for(checkpoint, model, data_spec)
+    data = open_recorded_dataset(checkpoint.get("data"), data_spec, classes=model.classes,
+                                 preprocessing=model.preprocessing, where=str(checkpoint_path))
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     def finetune(m, epochs):
@@ -89,7 +67,7 @@ def compress_checkpoint(
 
     blob, report, decoded = compress_model(
         model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, log=log,
-        metadata={"data": data_config.to_dict(), "source": str(checkpoint_path)},
+        metadata={"data": data.config.to_dict(), "source": str(checkpoint_path)},
     )
     atomic_write_bytes(out, blob)
     report_dir = Path(report_dir) if report_dir else out.with_name(f"{out.stem}_report")

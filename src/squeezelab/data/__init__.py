@@ -7,6 +7,7 @@
 """
 
 from squeezelab.data.config import DataConfig
-from squeezelab.data.datasets import Dataset, open_dataset
+from squeezelab.data.dataset import Dataset
+from squeezelab.data.datasets import open_dataset
 
 __all__ = ["DataConfig", "Dataset", "open_dataset"]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from squeezelab.data.config import DataConfig
+from squeezelab.data.dataset import Dataset, stats_preprocessing
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import BadFileError, SqueezelabError
 
@@ -63,9 +64,7 @@ def _batch(path: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8).reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
-def open_cifar(config: DataConfig):
-    from squeezelab.data.datasets import Dataset, stats_preprocessing
-
+def open_cifar(config: DataConfig) -> Dataset:
     kind, _, root_text = config.spec.partition(":")
     root = Path(root_text).expanduser()
     if not root.is_dir():

@@ -1,90 +1,21 @@
-"""`open_dataset(DataConfig) -> Dataset`: one face for every kind of data.
+"""`open_dataset(DataConfig) -> Dataset`: picks the reader for a data spec.
 
-A `Dataset` has `classes`, a `preprocessing` (the normalisation, recorded in checkpoints), a
-`train` and a `val` split, and `batches(...)`, which yields normalised float tensors and labels:
-augmented for training, plain for evaluation. Small images (digits, synthetic, CIFAR, folders of
-images <= 64 px) live in one uint8 tensor; larger photos stream from files through worker
-processes (see `files.py`).
+Small images (digits, synthetic, CIFAR, folders of images <= 64 px) live in one uint8 tensor;
+larger photos stream from files through worker processes (see `files.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from squeezelab.data.config import DataConfig
+from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import SqueezelabError
 from squeezelab.preprocessing import Preprocessing
-
-
-@dataclasses.dataclass
-class Dataset:
-    """An opened data set. `config` has the split filled in: save it with the run."""
-
-    config: DataConfig
-    classes: list[str]
-    preprocessing: Preprocessing
-    train: object  # TensorSplit or files.FileSplit
-    val: object
-    augment: Augment | None = None
-    skipped: list[str] = dataclasses.field(default_factory=list)  # bad images skipped
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_size(self) -> int:
-        return self.preprocessing.crop
-
-    def batches(self, split: str = "train", batch_size: int = 128, *, train: bool | None = None, epoch: int = 0,
-                seed: int | None = None, rank: int = 0, world_size: int = 1, drop_last: bool | None = None,
-                workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Normalised float batches (N, 3, S, S) and int64 labels of `split` ("train" or "val").
-
-        train (default: split == "train") shuffles with seed + epoch and augments; evaluation
-        batches keep the file order. Under data-parallel training each rank gets every
-        `world_size`-th item (training: a DistributedSampler over a seeded permutation).
-
-        >>> data = open_dataset(DataConfig("synthetic:n=32,classes=2"))
-        >>> x, y = next(data.batches("val", 8))
-        >>> x.dtype, x.shape[1:]
-        (torch.float32, torch.Size([3, 32, 32]))
-        """
-        part = getattr(self, split)
-        train = split == "train" if train is None else train
-        seed = self.config.seed if seed is None else seed
-        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-        indices = _indices(len(part), train=train, generator=generator, rank=rank, world_size=world_size,
-                           seed=seed, epoch=epoch)
-        if train and (drop_last if drop_last is not None else len(indices) > batch_size):
-            indices = indices[: len(indices) // batch_size * batch_size]
-        augment = self.augment if train else None
-        if isinstance(part, TensorSplit):
-            source = part.batches(indices, batch_size, augment=augment, generator=generator)
-        else:
-            source = part.batches(indices, batch_size, train=train, generator=generator, workers=workers)
-        for images, labels in source:
-            yield self.preprocessing.normalize(images), labels
-
-
-def _indices(n: int, *, train: bool, generator: torch.Generator, rank: int, world_size: int, seed: int,
-             epoch: int) -> torch.Tensor:
-    if world_size > 1:
-        if train:
-            from torch.utils.data.distributed import DistributedSampler
-
-            sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-            sampler.set_epoch(epoch)
-            return torch.tensor(list(sampler), dtype=torch.long)
-        return torch.arange(rank, n, world_size)
-    return torch.randperm(n, generator=generator) if train else torch.arange(n)
 
 
 def open_dataset(config: DataConfig | str = DataConfig()) -> Dataset:
@@ -141,21 +72,6 @@ def _options(text: str, defaults: dict) -> dict:
     return options
 
 
-def check_classes(classes: list[str], where: str) -> None:
-    """A classifier needs two classes or more."""
-    if len(classes) < 2:
-        found = f"only {classes[0]!r}" if classes else "none"
-        raise SqueezelabError(f"{where} has {found} as classes; a classifier needs at least 2 class folders/labels")
-
-
-def stats_preprocessing(images: torch.Tensor, image_size: int) -> Preprocessing:
-    """Normalisation computed from the training images (per-channel mean/std in [0, 1] units)."""
-    x = images[: 20000].float().div_(255.0)
-    mean = tuple(round(float(v), 4) for v in x.mean(dim=(0, 2, 3)))
-    std = tuple(round(max(float(v), 1e-3), 4) for v in x.std(dim=(0, 2, 3)))
-    return Preprocessing(mean=mean, std=std, resize=image_size, crop=image_size)
-
-
 def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
                     augment: Augment) -> Dataset:
     """Split (or replay the recorded split of) one tensor data set."""
@@ -173,3 +89,22 @@ def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tens
     preprocessing = stats_preprocessing(images[train_t], images.shape[-1])
     return Dataset(config, classes, preprocessing, TensorSplit(images[train_t], labels[train_t]),
                    TensorSplit(images[val_t], labels[val_t]), augment)
+
+
+def open_recorded_dataset(recorded: dict | None, data_spec: str | None, *, classes: list[str], preprocessing: Preprocessing,
+                          where: str, skip_bad_images: bool = False) -> Dataset:
+    """The data a model file records (with its validation split), or `data_spec` instead, in the
+    model's normalisation: what eval and compress measure on, so before/after figures compare
+    like with like. `recorded` is the DataConfig dict a checkpoint or .sqz header holds."""
+    if data_spec is None and not recorded:
+        raise SqueezelabError(f"{where} records no data set; pass --data SPEC (e.g. --data digits)")
+    if recorded and data_spec in (None, recorded.get("spec")):
+        config = DataConfig.from_dict({**recorded, "skip_bad_images": skip_bad_images or recorded.get("skip_bad_images", False)})
+    else:
+        config = DataConfig(data_spec, image_size=preprocessing.crop, skip_bad_images=skip_bad_images)
+    data = open_dataset(config)
+    if list(data.classes) != list(classes):
+        raise SqueezelabError(f"the data's classes {list(data.classes)[:5]} differ from the model's {list(classes)[:5]}; "
+                              "use the data the model was trained on, or data with the same class names")
+    data.preprocessing = preprocessing  # the model's recorded normalisation, not the data's
+    return data

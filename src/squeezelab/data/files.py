@@ -26,11 +26,13 @@ from typing import Iterator
 import torch
 
 from squeezelab.data.config import DataConfig
+from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
 from squeezelab.data.images import BadImageError, is_candidate, open_image
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import SqueezelabError
 from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
+from squeezelab.runtime import available_cores
 
 FOLDER_IMAGE_SIZE = 128  # default side for photo folders: affordable on a CPU, enough for fine-tuning
 TENSOR_MAX_SIZE = 64  # images this small are decoded into one tensor
@@ -53,7 +55,7 @@ def scan_class_folders(root: Path) -> list[tuple[Path, str]]:
     return items
 
 
-def open_folder(config: DataConfig, root: Path):
+def open_folder(config: DataConfig, root: Path) -> Dataset:
     train_root = root / "train"
     val_root = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if train_root.is_dir() and val_root is not None:
@@ -76,7 +78,7 @@ def open_folder(config: DataConfig, root: Path):
     return _split_and_build(config, items, classes, root)
 
 
-def open_list_file(config: DataConfig, path: Path):
+def open_list_file(config: DataConfig, path: Path) -> Dataset:
     if not path.is_file():
         raise SqueezelabError(f"list file {path} does not exist; pass a .txt file of 'path label' lines")
     base = path.parent
@@ -118,15 +120,11 @@ def open_list_file(config: DataConfig, path: Path):
 def _check_items(items, root: Path) -> None:
     if not items:
         raise SqueezelabError(f"{root} holds no images; expected {root}/<class>/<image>.jpg|png|... files")
-    classes = sorted({c for _, c in items})
-    if len(classes) < 2:
-        found = f"only {classes[0]!r}" if classes else "none"
-        raise SqueezelabError(f"{root} has {found} as class folders; a classifier needs at least 2 (one folder each)")
+    check_classes(sorted({c for _, c in items}), str(root))
 
 
 def _split_and_build(config: DataConfig, items, classes, base: Path):
-    if len(classes) < 2:
-        raise SqueezelabError(f"{config.spec} has {len(classes)} class(es); a classifier needs at least 2")
+    check_classes(classes, config.spec)
     if config.split and "val" in config.split:
         wanted = set(config.split["val"])
         val_items = [it for it in items if _relative(it[0], base) in wanted]
@@ -196,9 +194,7 @@ def _decode_all(items, size: int | None, skip_bad: bool, skipped: list[str]):
     return kept, tensors
 
 
-def _build(config: DataConfig, train_items, val_items, classes, base: Path, recorded_split):
-    from squeezelab.data.datasets import Dataset, stats_preprocessing
-
+def _build(config: DataConfig, train_items, val_items, classes, base: Path, recorded_split) -> Dataset:
     size = config.image_size or default_image_size([path for path, _ in train_items + val_items])
     small = size <= TENSOR_MAX_SIZE
     skipped: list[str] = []
@@ -258,8 +254,6 @@ class FileSplit:
         else:
             transform = T.Compose([T.Resize(self.preprocessing.resize, antialias=True), T.CenterCrop(size),
                                    T.PILToTensor()])
-        from squeezelab.train.performance import available_cores
-
         workers = min(4, available_cores()) if workers is None else workers
         loader = torch.utils.data.DataLoader(
             _Images(self.paths, self.labels_list, transform), batch_size=batch_size, sampler=indices.tolist(),

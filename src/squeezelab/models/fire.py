@@ -66,7 +66,7 @@ class Fire(nn.Module):
         elif bypass not in ("none", "identity", "conv"):
             raise ValueError(f"bypass must be 'none', 'identity' or 'conv', got {bypass!r}")
 
-    # Set by SqueezeNet.set_fused (the training fast path, squeezelab.train.performance): the
+    # Set by SqueezeNet.set_fused (the training fast path, squeezelab.runtime): the
     # fast convolution kernels, with the ReLU inside them where no batch norm sits between. Off by
     # default so hooks on the ReLU modules (per-layer summaries) see every layer.
     fused = False

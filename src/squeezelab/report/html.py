@@ -3,7 +3,7 @@
 Everything a run leaves behind is gathered, each section only when its file is there: the result
 and config (result.json, config.json), the figures (every PNG, inlined as base64 so the page is a
 single file that can be mailed or attached to an issue), the per-epoch metrics and per-class
-tables (CSV), the model's per-layer summary (the paper's Table 1, rebuilt from config.json), and
+tables (CSV), the model's per-layer summary (the paper's Table 1, when the caller hands it in), and
 any other JSON report: a compression report, a benchmark table (`squeezelab bench --json >
 RUN/bench.json`), explore and compare results. Tables of rows become HTML tables; anything else
 is shown as formatted JSON.
@@ -84,24 +84,13 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _model_summary(config: dict) -> str | None:
-    """Table 1 for the run's model, rebuilt from config.json (None if it cannot be rebuilt)."""
-    from squeezelab.analysis.summary import summarize
-    from squeezelab.models import create_model
-
-    model = config.get("model")
-    if not isinstance(model, dict) or "name" not in model:
-        return None
-    size = (config.get("data") or {}).get("image_size") or (config.get("preprocessing") or {}).get("crop") or 224
-    try:
-        summary = summarize(create_model(model["name"], **model.get("options", {})), int(size))
-    except (SqueezelabError, TypeError, ValueError):
-        return None
+def _model_summary(summary) -> str:
+    """Table 1 for the run's model: a `squeezelab.analysis.summary.Summary` handed in by the caller."""
     rows = [{"layer": r.name, "type": r.type, "output": "x".join(map(str, r.output_shape)),
              "s1x1": r.s1x1 or "", "e1x1": r.e1x1 or "", "e3x3": r.e3x3 or "",
              "params": f"{r.params:,}", "MACs": f"{r.macs:,}"} for r in summary.rows]
     rows.append({"layer": "total", "params": f"{summary.total_params:,}", "MACs": f"{summary.total_macs:,}"})
-    return (f"<p>{_esc(model['name'])} at {summary.input_size}x{summary.input_size}: "
+    return (f"<p>{_esc(summary.model)} at {summary.input_size}x{summary.input_size}: "
             f"{summary.total_params:,} parameters, {summary.total_macs / 1e6:.1f} M MACs, "
             f"{summary.total_bytes / 1e6:.2f} MB fp32.</p>" + table_html(rows))
 
@@ -134,8 +123,9 @@ def _is_rows(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
 
 
-def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
-    """The HTML text of the report for `run_dir`.
+def build_report(run_dir: str | Path, *, title: str | None = None, summary=None) -> str:
+    """The HTML text of the report for `run_dir`; `summary` (the model's per-layer `Summary`, e.g.
+    `squeezelab.analysis.summary.summarize_run(run_dir)`) adds the paper's Table 1.
 
     >>> page = build_report("runs/latest")  # doctest: +SKIP
     """
@@ -155,10 +145,8 @@ def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
                           ("compare.csv", "Comparison")):
         if (run_dir / name).is_file():
             sections.append((heading, table_html(_read_csv(run_dir / name))))
-    if isinstance(config, dict):
-        summary = _model_summary(config)
-        if summary:
-            sections.append(("Model summary (paper Table 1)", summary))
+    if summary is not None:
+        sections.append(("Model summary (paper Table 1)", _model_summary(summary)))
     for path in sorted(run_dir.glob("*.json")):
         if path.name in ("result.json", "config.json"):
             continue
@@ -177,8 +165,8 @@ def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
             f"<p>Generated from <code>{_esc(run_dir)}</code>.</p>{body}</body></html>\n")
 
 
-def write_report(run_dir: str | Path, output: str | Path, *, title: str | None = None) -> Path:
+def write_report(run_dir: str | Path, output: str | Path, *, title: str | None = None, summary=None) -> Path:
     """Build the report and write it atomically to `output`."""
-    page = build_report(run_dir, title=title)
+    page = build_report(run_dir, title=title, summary=summary)
     atomic_write_text(output, page)
     return Path(output)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from squeezelab.errors import SqueezelabError
-from squeezelab.train import performance
+from squeezelab import runtime
 
 
 class TrainingStopped(SqueezelabError):
@@ -50,7 +50,7 @@ class LossGuard:
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
-                    device: torch.device, speed: performance.SpeedConfig, label_smoothing: float = 0.0,
+                    device: torch.device, speed: runtime.SpeedConfig, label_smoothing: float = 0.0,
                     accumulate: int = 1, guard: LossGuard | None = None, epoch: int = 0,
                     progress=None) -> torch.Tensor:
     """Train on every batch once; returns float64 [loss sum, correct, count] (summable over ranks).
@@ -63,9 +63,9 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
     optimizer.zero_grad(set_to_none=True)
     pending = 0
     for step, (images, labels) in enumerate(batches):
-        images = performance.prepare_batch(images, device, speed)
+        images = runtime.prepare_batch(images, device, speed)
         labels = labels.to(device, non_blocking=True)
-        with performance.autocast(device, speed):
+        with runtime.autocast(device, speed):
             logits = model(images)
         loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
         value = loss.item()

@@ -26,7 +26,8 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.weights import read_state_dict
-from squeezelab.train import distributed, performance
+from squeezelab import runtime
+from squeezelab.train import distributed
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.loop import LossGuard, train_one_epoch
@@ -102,7 +103,7 @@ def _rng_state() -> dict:
 
 
 def train(model_config: ModelConfig | None = None, data_config: DataConfig = DataConfig(),
-          train_config: TrainConfig = TrainConfig(), speed: performance.SpeedConfig = performance.SpeedConfig(),
+          train_config: TrainConfig = TrainConfig(), speed: runtime.SpeedConfig = runtime.SpeedConfig(),
           out: str = "runs/latest", *, resume: bool = False, progress: bool = False,
           log: Callable[[str], None] | None = None) -> dict:
     """Train from configs, writing checkpoints and reports to `out`; returns the result dict that
@@ -127,7 +128,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
         if info.is_main:
             check_writable(out)
             remove_stale_temporaries(out)  # a run killed mid-write (SIGKILL) leaves its temporary
-        performance.configure_process(speed)
+        runtime.configure_process(speed)
         state = None
         if resume:
             last = out / "last.pt"
@@ -157,7 +158,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
                 p.requires_grad_(False)
         if state is not None:
             model.load_state_dict(state["state_dict"])
-        model = performance.prepare_model(model, device, speed)
+        model = runtime.prepare_model(model, device, speed)
         net = nn.parallel.DistributedDataParallel(model) if info.enabled else model
         optimizer = make_optimizer(model, train_config)
         batches_per_epoch = _batches_per_epoch(len(data.train), train_config.batch_size, info.world_size)
@@ -288,7 +289,7 @@ def write_reports(out: Path, history: list[dict], final) -> None:
 
 def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01, batch_size: int = 64,
               optimizer: str = "sgd", weight_decay: float = 0.0, label_smoothing: float = 0.0,
-              device: str | None = None, speed: performance.SpeedConfig | None = None, seed: int = 0,
+              device: str | None = None, speed: runtime.SpeedConfig | None = None, seed: int = 0,
               log: Callable[[str], None] | None = None) -> list[dict]:
     """Train `model` in place for `epochs` on `data` and return per-epoch metrics.
 
@@ -300,11 +301,11 @@ def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01,
     >>> history = fine_tune(model, open_dataset("digits"), epochs=2, lr=0.01)  # doctest: +SKIP
     >>> history[-1]["val_acc"]                                                 # doctest: +SKIP
     """
-    speed = speed or performance.SpeedConfig()
+    speed = speed or runtime.SpeedConfig()
     dev = torch.device(device) if device else next(model.parameters()).device
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
                          label_smoothing=label_smoothing, warmup_epochs=min(1.0, epochs / 4), stuck_steps=0, seed=seed)
-    model = performance.prepare_model(model, dev, speed)
+    model = runtime.prepare_model(model, dev, speed)
     opt = make_optimizer(model, config)
     steps = _batches_per_epoch(len(data.train), batch_size, 1)
     scheduler = make_scheduler(opt, config, steps)

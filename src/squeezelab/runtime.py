@@ -18,8 +18,9 @@ batch 32, SGD, ratios against a plain torchvision eager fp32 NCHW loop in the sa
 - bf16 autocast (0.74x) and torch.compile (0.5-0.8x, ~50 s to compile on 2 cores) are slower on
   this CPU, so they default to off on CPU; bf16 autocast defaults to on for CUDA.
 
-The trainer calls configure_process, prepare_model, prepare_batch, optimizer_options and
-autocast, and nothing else, for speed.
+The trainer, evaluation and the photo loader call configure_process, prepare_model,
+prepare_batch, optimizer_options, autocast and available_cores, and nothing else, for speed; they
+sit on the ground floor (docs/ARCHITECTURE.md) because every layer above may use them.
 """
 
 from __future__ import annotations

@@ -18,26 +18,26 @@ import torch
 from torch import nn
 
 from squeezelab.models import create_model
-from squeezelab.train import performance
+from squeezelab import runtime
 
 CPU = torch.device("cpu")
 
 
-def _train(config: performance.SpeedConfig, steps: int = 4) -> tuple[list[float], nn.Module]:
+def _train(config: runtime.SpeedConfig, steps: int = 4) -> tuple[list[float], nn.Module]:
     torch.manual_seed(0)
     model = create_model("squeezenet1_1", stem="small", num_classes=10, final_relu=False, dropout=0.0)
-    model = performance.prepare_model(model, CPU, config)
+    model = runtime.prepare_model(model, CPU, config)
     opt = torch.optim.SGD(
         model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4,
-        **performance.optimizer_options(torch.optim.SGD, CPU, config),
+        **runtime.optimizer_options(torch.optim.SGD, CPU, config),
     )
     gen = torch.Generator().manual_seed(1)
     losses = []
     for _ in range(steps):
-        x = performance.prepare_batch(torch.randn(8, 3, 32, 32, generator=gen), CPU, config)
+        x = runtime.prepare_batch(torch.randn(8, 3, 32, 32, generator=gen), CPU, config)
         y = torch.randint(0, 10, (8,), generator=gen)
         opt.zero_grad(set_to_none=True)
-        with performance.autocast(CPU, config):
+        with runtime.autocast(CPU, config):
             loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
@@ -46,8 +46,8 @@ def _train(config: performance.SpeedConfig, steps: int = 4) -> tuple[list[float]
 
 
 def test_fast_path_loss_matches_plain_fp32_path():
-    plain_losses, plain = _train(performance.SpeedConfig.plain())
-    fast_losses, fast = _train(performance.SpeedConfig(fused_optimizer=True))
+    plain_losses, plain = _train(runtime.SpeedConfig.plain())
+    fast_losses, fast = _train(runtime.SpeedConfig(fused_optimizer=True))
     assert plain_losses[0] != plain_losses[-1]  # it trained, so agreement means something
     for got, want in zip(fast_losses, plain_losses):
         assert abs(got - want) <= 1e-4 * abs(want), (fast_losses, plain_losses)
@@ -56,32 +56,32 @@ def test_fast_path_loss_matches_plain_fp32_path():
 
 
 def test_prepare_model_switches_the_fused_path_and_memory_format():
-    model = performance.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, performance.SpeedConfig())
+    model = runtime.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, runtime.SpeedConfig())
     assert model.fused
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-    plain = performance.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, performance.SpeedConfig.plain())
+    plain = runtime.prepare_model(create_model("squeezenet1_1", num_classes=10), CPU, runtime.SpeedConfig.plain())
     assert not plain.fused
 
 
 def test_optimizer_options_only_offer_fused_where_accepted():
-    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig(fused_optimizer=False)) == {}
-    config = performance.SpeedConfig()
-    assert performance.optimizer_options(torch.optim.SGD, CPU, config) == {"fused": True}
-    assert performance.optimizer_options(torch.optim.AdamW, CPU, config) == {"fused": True}
-    assert performance.optimizer_options(torch.optim.LBFGS, CPU, config) == {}
-    assert performance.optimizer_options(torch.optim.SGD, CPU, performance.SpeedConfig.plain()) == {}
+    assert runtime.optimizer_options(torch.optim.SGD, CPU, runtime.SpeedConfig(fused_optimizer=False)) == {}
+    config = runtime.SpeedConfig()
+    assert runtime.optimizer_options(torch.optim.SGD, CPU, config) == {"fused": True}
+    assert runtime.optimizer_options(torch.optim.AdamW, CPU, config) == {"fused": True}
+    assert runtime.optimizer_options(torch.optim.LBFGS, CPU, config) == {}
+    assert runtime.optimizer_options(torch.optim.SGD, CPU, runtime.SpeedConfig.plain()) == {}
 
 
 def test_autocast_is_off_on_cpu_by_default():
-    with performance.autocast(CPU, performance.SpeedConfig()):
+    with runtime.autocast(CPU, runtime.SpeedConfig()):
         assert not torch.is_autocast_enabled("cpu")
-    with performance.autocast(CPU, performance.SpeedConfig(amp="bf16")):
+    with runtime.autocast(CPU, runtime.SpeedConfig(amp="bf16")):
         assert torch.is_autocast_enabled("cpu")
 
 
 def test_speed_config_round_trips_and_ignores_unknown_keys():
-    config = performance.SpeedConfig(threads=1, fused=False)
-    assert performance.SpeedConfig.from_dict({**config.to_dict(), "future_switch": 1}) == config
+    config = runtime.SpeedConfig(threads=1, fused=False)
+    assert runtime.SpeedConfig.from_dict({**config.to_dict(), "future_switch": 1}) == config
 
 
 @pytest.mark.slow
@@ -97,9 +97,9 @@ def test_train_throughput_quick_prints_the_contract_table():
 
 _FAULTS_PER_TRAINING_STEP = """
 import resource, sys, torch
-from squeezelab.train import performance
+from squeezelab import runtime
 if sys.argv[1] == "keep":
-    assert performance.keep_freed_memory()
+    assert runtime.keep_freed_memory()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3))

@@ -1,0 +1,33 @@
+"""`evaluate_file`: what `squeezelab eval` runs, a model file on the data it records.
+
+It opens files through `squeezelab.loading`, so it sits above the file formats (see
+docs/ARCHITECTURE.md), unlike the rest of `squeezelab.evaluate`, which the trainer uses.
+"""
+
+from __future__ import annotations
+
+import os
+
+from squeezelab.data.datasets import open_recorded_dataset
+from squeezelab.evaluate.predict import evaluate
+from squeezelab.loading import load_model
+from squeezelab.train.checkpoint import load_checkpoint
+
+
+def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batch_size: int = 256,
+                  skip_bad_images: bool = False) -> dict:
+    """Load a model file and evaluate it; without `data_spec`, on the validation split recorded in
+    the checkpoint (or in the .sqz's header). Returns EvalResult.to_dict() plus `data` and `path`.
+
+    >>> evaluate_file("runs/latest/best.pt")["top1"]  # doctest: +SKIP
+    """
+    model = load_model(path)
+    recorded = None
+    if str(path).endswith((".pt", ".pth")):
+        recorded = load_checkpoint(path).get("data")
+    elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
+        recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
+    data = open_recorded_dataset(recorded, data_spec, classes=model.classes, preprocessing=model.preprocessing,
+                                 where=str(path), skip_bad_images=skip_bad_images)
+    result = evaluate(model, data, batch_size=batch_size).to_dict()
+    return {**result, "data": data.config.spec, "path": str(path)}
