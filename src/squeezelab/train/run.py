@@ -9,8 +9,7 @@ last.pt (even after SIGKILL) ends with the same metrics as one that was never in
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import json
 import math
 import sys
@@ -21,20 +20,19 @@ from typing import Callable
 import torch
 from torch import nn
 
+from squeezelab import runtime
 from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError
-from squeezelab.evaluate import confusion_sums, result_from_sums
+from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.weights import read_state_dict
-from squeezelab import runtime
+from squeezelab.report.training import write_metrics_csv, write_run_reports
 from squeezelab.train import distributed
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
 from squeezelab.train.config import TrainConfig
 from squeezelab.train.loop import LossGuard, train_one_epoch
 from squeezelab.train.schedule import lr_factor
 from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
-
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
 
 
 def default_model_config(data: Dataset, name: str = "squeezenet1_1", **options) -> ModelConfig:
@@ -102,7 +100,75 @@ def _rng_state() -> dict:
     return {"torch": torch.get_rng_state()}
 
 
-def train(model_config: ModelConfig | None = None, data_config: DataConfig = DataConfig(),
+@dataclasses.dataclass
+class Epochs:
+    """What every epoch uses, built once: by `setup` for a run, by `fine_tune` for a model in memory."""
+
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    data: Dataset
+    config: TrainConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    guard: LossGuard
+    device: torch.device
+    speed: runtime.SpeedConfig
+    info: distributed.DistInfo = distributed.DistInfo()
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return _batches_per_epoch(len(self.data.train), self.config.batch_size, self.info.world_size)
+
+
+def make_epochs(model: nn.Module, data: Dataset, config: TrainConfig, device: torch.device,
+                speed: runtime.SpeedConfig, info: distributed.DistInfo = distributed.DistInfo()) -> Epochs:
+    """The optimizer, LR schedule and loss guard for `config`, around a model already on `device`."""
+    net = nn.parallel.DistributedDataParallel(model) if info.enabled else model
+    optimizer = make_optimizer(model, config)
+    steps_per_epoch = math.ceil(_batches_per_epoch(len(data.train), config.batch_size, info.world_size) / config.accumulate)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    guard = LossGuard(data.num_classes, config.stuck_steps, config.lr)
+    return Epochs(model, net, data, config, optimizer, scheduler, guard, device, speed, info)
+
+
+def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
+    """Train one epoch, then validate; returns the metrics row (METRIC_FIELDS) and the validation
+    result, both summed over ranks. Seeded from (seed, epoch), so a resumed run repeats it exactly."""
+    start = time.perf_counter()
+    c, info = e.config, e.info
+    torch.manual_seed(c.seed * 1000 + epoch)  # dropout: the same after a resume
+    batches = e.data.batches("train", c.batch_size, epoch=epoch, seed=c.seed, rank=info.rank,
+                             world_size=info.world_size, workers=c.workers)
+    sums = train_one_epoch(e.net, batches, e.optimizer, e.scheduler, device=e.device, speed=e.speed,
+                           label_smoothing=c.label_smoothing, accumulate=c.accumulate, guard=e.guard, epoch=epoch,
+                           progress=progress)
+    if progress is not None:
+        progress.close()
+    sums = distributed.all_reduce_sum(sums, info)
+    val_batches = e.data.batches("val", 256, train=False, rank=info.rank, world_size=info.world_size)
+    val_sums = confusion_sums(e.model, val_batches, e.data.num_classes, device=e.device, speed=e.speed)
+    val = result_from_sums(distributed.all_reduce_sum(val_sums, info), e.data.classes)
+    row = {"epoch": epoch, "train_loss": sums[0].item() / sums[2].item(), "train_acc": sums[1].item() / sums[2].item(),
+           "val_loss": val.loss, "val_acc": val.top1, "lr": e.optimizer.param_groups[0]["lr"],
+           "seconds": time.perf_counter() - start}
+    return row, val
+
+
+@dataclasses.dataclass
+class Run:
+    """A training run in progress: its epochs, where it writes, and what it has done so far."""
+
+    epochs: Epochs
+    model_config: ModelConfig
+    out: Path
+    payload: dict  # config.json, and the head of every checkpoint
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=lambda: {"val_acc": -1.0, "epoch": 0})
+    first_epoch: int = 1
+    last_val: EvalResult | None = None
+
+
+def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = None, data_config: DataConfig = DataConfig(),
           train_config: TrainConfig = TrainConfig(), speed: runtime.SpeedConfig = runtime.SpeedConfig(),
           out: str = "runs/latest", *, resume: bool = False, progress: bool = False,
           log: Callable[[str], None] | None = None) -> dict:
@@ -111,18 +177,16 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
     seconds, checkpoint (best.pt), last_checkpoint, out, device, world_size, train_images,
     val_images, skipped_images, model, data.
 
-    model_config None: `default_model_config(data)`; a callable: called with the opened Dataset. resume: continue from out/last.pt with the
-    configs recorded there. Under torchrun, each rank calls this and only rank 0 writes.
+    model_config None: `default_model_config(data)`; a callable: called with the opened Dataset.
+    resume: continue from out/last.pt with the configs recorded there. Under torchrun, each rank
+    calls this and only rank 0 writes.
 
     >>> result = train(data_config=DataConfig("synthetic:n=64,classes=2"),
     ...                train_config=TrainConfig(epochs=1), out="/tmp/sqz-doctest")  # doctest: +SKIP
     """
     start = time.perf_counter()
     out = Path(out)
-    device = resolve_device(train_config.device)
-    info = distributed.setup(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+    device, info = _join(train_config.device)
     say = log if (log and info.is_main) else (lambda _msg: None)
     try:
         if info.is_main:
@@ -131,124 +195,148 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
         runtime.configure_process(speed)
         state = None
         if resume:
-            last = out / "last.pt"
-            if not last.is_file():
-                raise SqueezelabError(f"--resume: {last} does not exist; start the run without --resume")
-            state = load_checkpoint(last)
-            model_config = ModelConfig.from_dict(state["model"])
-            data_config = DataConfig.from_dict(state["data"])
-            train_config = TrainConfig.from_dict({**state["train"], "device": train_config.device,
-                                                  "workers": train_config.workers})
-        data = open_dataset(data_config)
-        if model_config is None:
-            model_config = default_model_config(data)
-        elif not isinstance(model_config, ModelConfig):
-            model_config = model_config(data)  # a function of the opened data (the CLI's --model choice)
-        if "num_classes" not in model_config.options:
-            model_config = model_config.with_options(num_classes=data.num_classes)
-        if model_config.options["num_classes"] != data.num_classes:
-            raise SqueezelabError(f"the model has {model_config.options['num_classes']} classes but the data has "
-                                  f"{data.num_classes}; drop num_classes or match it")
-        torch.manual_seed(train_config.seed)
-        model = model_config.build()
-        if train_config.weights and state is None:
-            load_pretrained(model, train_config.weights)
-        if train_config.freeze_features:
-            for p in model.features.parameters():
-                p.requires_grad_(False)
-        if state is not None:
-            model.load_state_dict(state["state_dict"])
-        model = runtime.prepare_model(model, device, speed)
-        net = nn.parallel.DistributedDataParallel(model) if info.enabled else model
-        optimizer = make_optimizer(model, train_config)
-        batches_per_epoch = _batches_per_epoch(len(data.train), train_config.batch_size, info.world_size)
-        steps_per_epoch = math.ceil(batches_per_epoch / train_config.accumulate)
-        scheduler = make_scheduler(optimizer, train_config, steps_per_epoch)
-        history: list[dict] = []
-        best = {"val_acc": -1.0, "epoch": 0}
-        first_epoch = 1
-        if state is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history = list(state.get("history", []))
-            best = dict(state.get("best", best))
-            first_epoch = int(state["epoch"]) + 1
-        guard = LossGuard(data.num_classes, train_config.stuck_steps, train_config.lr)
-        payload = {
-            "model": model_config.to_dict(), "classes": list(data.classes),
-            "preprocessing": data.preprocessing.to_dict(), "data": data.config.to_dict(),
-            "train": train_config.to_dict(), "speed": speed.to_dict(),
-        }
-        if info.is_main:
-            atomic_write_text(out / "config.json", json.dumps(payload, indent=2))
-        say(f"training {model_config.name} on {data_config.spec}: {len(data.train)} train / {len(data.val)} val "
-            f"images, {data.num_classes} classes, {data.image_size}px, {train_config.epochs} epochs on {device}"
-            + (f" x {info.world_size} processes" if info.enabled else "")
-            + (f"; skipped {len(data.skipped)} bad images" if data.skipped else ""))
-        epoch = first_epoch - 1
-        last_sums = None
-        try:
-            for epoch in range(first_epoch, train_config.epochs + 1):
-                epoch_start = time.perf_counter()
-                torch.manual_seed(train_config.seed * 1000 + epoch)  # dropout: the same after a resume
-                bar = _progress(progress and info.is_main, batches_per_epoch, f"epoch {epoch}/{train_config.epochs}")
-                train_sums = train_one_epoch(
-                    net, data.batches("train", train_config.batch_size, epoch=epoch, seed=train_config.seed,
-                                      rank=info.rank, world_size=info.world_size, workers=train_config.workers),
-                    optimizer, scheduler, device=device, speed=speed, label_smoothing=train_config.label_smoothing,
-                    accumulate=train_config.accumulate, guard=guard, epoch=epoch, progress=bar)
-                if bar is not None:
-                    bar.close()
-                train_sums = distributed.all_reduce_sum(train_sums, info)
-                val_sums = confusion_sums(model, data.batches("val", 256, train=False, rank=info.rank,
-                                                              world_size=info.world_size),
-                                          data.num_classes, device=device, speed=speed)
-                last_sums = distributed.all_reduce_sum(val_sums, info)
-                result = result_from_sums(last_sums, data.classes)
-                row = {"epoch": epoch, "train_loss": train_sums[0].item() / train_sums[2].item(),
-                       "train_acc": train_sums[1].item() / train_sums[2].item(), "val_loss": result.loss,
-                       "val_acc": result.top1, "lr": optimizer.param_groups[0]["lr"],
-                       "seconds": time.perf_counter() - epoch_start}
-                history.append(row)
-                improved = row["val_acc"] > best["val_acc"]
-                if improved:
-                    best = {"val_acc": row["val_acc"], "epoch": epoch}
-                say(f"epoch {epoch:>3}/{train_config.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
-                    f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
-                    + ("  *" if improved else ""))
-                if info.is_main:
-                    checkpoint = {**payload, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                  "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
-                                  "metrics": {**row, "top1": row["val_acc"]}, "best": best, "history": history}
-                    if improved:
-                        save_checkpoint(out / "best.pt", checkpoint)
-                    save_checkpoint(out / "last.pt", checkpoint)
-                    write_metrics_csv(out / "metrics.csv", history)
-        except KeyboardInterrupt:
-            if info.is_main and epoch >= first_epoch - 1:
-                save_checkpoint(out / "interrupted.pt", {**payload, "state_dict": model.state_dict(),
-                                                         "epoch": max(epoch - 1, 0), "interrupted": True})
-                print(f"squeezelab: interrupted during epoch {epoch}: weights saved to {out / 'interrupted.pt'}; "
-                      f"`--resume` continues from {out / 'last.pt'}", file=sys.stderr)
-            raise
-        seconds = time.perf_counter() - start
-        result = {
-            "best_val_acc": best["val_acc"], "best_epoch": best["epoch"],
-            "final_val_acc": history[-1]["val_acc"] if history else None,
-            "final_val_loss": history[-1]["val_loss"] if history else None,
-            "epochs": len(history), "seconds": round(seconds, 2),
-            "checkpoint": str(out / "best.pt"), "last_checkpoint": str(out / "last.pt"), "out": str(out),
-            "device": str(device), "world_size": info.world_size, "train_images": len(data.train),
-            "val_images": len(data.val), "skipped_images": len(data.skipped),
-            "model": model_config.to_dict(), "data": data_config.spec,
-        }
-        if info.is_main:
-            atomic_write_text(out / "result.json", json.dumps(result, indent=2))
-            if last_sums is not None:
-                write_reports(out, history, result_from_sums(last_sums, data.classes))
-        return result
+            state, (model_config, data_config, train_config) = resume_state(out, train_config)
+        run = setup(model_config, data_config, train_config, speed, device, info, out, state=state)
+        say(_start_line(run))
+        run_epochs(run, say, progress)
+        return finish(run, time.perf_counter() - start)
     finally:
         distributed.cleanup(info)
+
+
+def _join(device_name: str) -> tuple[torch.device, distributed.DistInfo]:
+    """The device, and this process's place among torchrun's ranks (each rank on its own GPU)."""
+    device = resolve_device(device_name)
+    info = distributed.setup(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    return device, info
+
+
+def resume_state(out: Path, train_config: TrainConfig) -> tuple[dict, tuple[ModelConfig, DataConfig, TrainConfig]]:
+    """out/last.pt and the configs it records (this call's device and workers win: the machine may differ)."""
+    last = out / "last.pt"
+    if not last.is_file():
+        raise SqueezelabError(f"--resume: {last} does not exist; start the run without --resume")
+    state = load_checkpoint(last)
+    recorded = TrainConfig.from_dict({**state["train"], "device": train_config.device, "workers": train_config.workers})
+    return state, (ModelConfig.from_dict(state["model"]), DataConfig.from_dict(state["data"]), recorded)
+
+
+def setup(model_config, data_config: DataConfig, train_config: TrainConfig, speed: runtime.SpeedConfig,
+          device: torch.device, info: distributed.DistInfo, out: Path, *, state: dict | None = None) -> Run:
+    """Open the data, build the model (pretrained weights, frozen features, or the resumed
+    state), its optimizer and schedule; write config.json."""
+    data = open_dataset(data_config)
+    model_config = _model_config_for(model_config, data)
+    torch.manual_seed(train_config.seed)
+    model = model_config.build()
+    if train_config.weights and state is None:
+        load_pretrained(model, train_config.weights)
+    if train_config.freeze_features:
+        for p in model.features.parameters():
+            p.requires_grad_(False)
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+    model = runtime.prepare_model(model, device, speed)
+    payload = {"model": model_config.to_dict(), "classes": list(data.classes),
+               "preprocessing": data.preprocessing.to_dict(), "data": data.config.to_dict(),
+               "train": train_config.to_dict(), "speed": speed.to_dict()}
+    run = Run(make_epochs(model, data, train_config, device, speed, info), model_config, out, payload)
+    if state is not None:
+        _restore(run, state)
+    if info.is_main:
+        atomic_write_text(out / "config.json", json.dumps(payload, indent=2))
+    return run
+
+
+def _model_config_for(model_config, data: Dataset) -> ModelConfig:
+    if model_config is None:
+        model_config = default_model_config(data)
+    elif not isinstance(model_config, ModelConfig):
+        model_config = model_config(data)  # a function of the opened data (the CLI's --model choice)
+    if "num_classes" not in model_config.options:
+        model_config = model_config.with_options(num_classes=data.num_classes)
+    if model_config.options["num_classes"] != data.num_classes:
+        raise SqueezelabError(f"the model has {model_config.options['num_classes']} classes but the data has "
+                              f"{data.num_classes}; drop num_classes or match it")
+    return model_config
+
+
+def _restore(run: Run, state: dict) -> None:
+    run.epochs.optimizer.load_state_dict(state["optimizer"])
+    run.epochs.scheduler.load_state_dict(state["scheduler"])
+    run.history = list(state.get("history", []))
+    run.best = dict(state.get("best", run.best))
+    run.first_epoch = int(state["epoch"]) + 1
+
+
+def _start_line(run: Run) -> str:
+    e, data = run.epochs, run.epochs.data
+    return (f"training {run.model_config.name} on {data.config.spec}: {len(data.train)} train / {len(data.val)} val "
+            f"images, {data.num_classes} classes, {data.image_size}px, {e.config.epochs} epochs on {e.device}"
+            + (f" x {e.info.world_size} processes" if e.info.enabled else "")
+            + (f"; skipped {len(data.skipped)} bad images" if data.skipped else ""))
+
+
+def run_epochs(run: Run, say: Callable[[str], None], progress: bool) -> None:
+    """Epochs from `run.first_epoch` to the last, each checkpointed; Ctrl-C saves interrupted.pt."""
+    e = run.epochs
+    epoch = run.first_epoch - 1
+    try:
+        for epoch in range(run.first_epoch, e.config.epochs + 1):
+            bar = _progress(progress and e.info.is_main, e.batches_per_epoch, f"epoch {epoch}/{e.config.epochs}")
+            row, run.last_val = run_epoch(e, epoch, bar)
+            _record(run, row, say)
+    except KeyboardInterrupt:
+        if e.info.is_main:
+            path = run.out / "interrupted.pt"
+            save_checkpoint(path, {**run.payload, "state_dict": e.model.state_dict(), "epoch": max(epoch - 1, 0),
+                                   "interrupted": True})
+            print(f"squeezelab: interrupted during epoch {epoch}: weights saved to {path}; "
+                  f"`--resume` continues from {run.out / 'last.pt'}", file=sys.stderr)
+        raise
+
+
+def _record(run: Run, row: dict, say: Callable[[str], None]) -> None:
+    """Log the epoch; on rank 0 save last.pt (and best.pt when it improved) and metrics.csv."""
+    e, epoch = run.epochs, row["epoch"]
+    run.history.append(row)
+    improved = row["val_acc"] > run.best["val_acc"]
+    if improved:
+        run.best = {"val_acc": row["val_acc"], "epoch": epoch}
+    say(f"epoch {epoch:>3}/{e.config.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
+        f"  val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
+        + ("  *" if improved else ""))
+    if not e.info.is_main:
+        return
+    checkpoint = {**run.payload, "state_dict": e.model.state_dict(), "optimizer": e.optimizer.state_dict(),
+                  "scheduler": e.scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
+                  "metrics": {**row, "top1": row["val_acc"]}, "best": run.best, "history": run.history}
+    if improved:
+        save_checkpoint(run.out / "best.pt", checkpoint)
+    save_checkpoint(run.out / "last.pt", checkpoint)
+    write_metrics_csv(run.out / "metrics.csv", run.history)
+
+
+def finish(run: Run, seconds: float) -> dict:
+    """The result dict; on rank 0 also result.json and the final reports (report.training)."""
+    e, data, out, history = run.epochs, run.epochs.data, run.out, run.history
+    result = {
+        "best_val_acc": run.best["val_acc"], "best_epoch": run.best["epoch"],
+        "final_val_acc": history[-1]["val_acc"] if history else None,
+        "final_val_loss": history[-1]["val_loss"] if history else None,
+        "epochs": len(history), "seconds": round(seconds, 2),
+        "checkpoint": str(out / "best.pt"), "last_checkpoint": str(out / "last.pt"), "out": str(out),
+        "device": str(e.device), "world_size": e.info.world_size, "train_images": len(data.train),
+        "val_images": len(data.val), "skipped_images": len(data.skipped),
+        "model": run.model_config.to_dict(), "data": data.config.spec,
+    }
+    if e.info.is_main:
+        atomic_write_text(out / "result.json", json.dumps(result, indent=2))
+        if run.last_val is not None:
+            write_run_reports(out, history, run.last_val)
+    return result
 
 
 def _batches_per_epoch(n: int, batch_size: int, world_size: int) -> int:
@@ -262,29 +350,6 @@ def _progress(enabled: bool, total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
-def write_metrics_csv(path: Path, history: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
-def write_reports(out: Path, history: list[dict], final) -> None:
-    """per_class.csv, eval.json, curves.png and confusion.png (plots need matplotlib)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["class", "accuracy", "precision", "recall", "support"])
-    writer.writeheader()
-    writer.writerows(final.per_class)
-    atomic_write_text(out / "per_class.csv", buffer.getvalue())
-    atomic_write_text(out / "eval.json", json.dumps(final.to_dict(), indent=2))
-    from squeezelab.report.plots import plot_confusion, plot_curves
-
-    plot_curves(history, out / "curves.png")
-    plot_confusion(final, out / "confusion.png")
 
 
 def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01, batch_size: int = 64,
@@ -305,24 +370,12 @@ def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01,
     dev = torch.device(device) if device else next(model.parameters()).device
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
                          label_smoothing=label_smoothing, warmup_epochs=min(1.0, epochs / 4), stuck_steps=0, seed=seed)
-    model = runtime.prepare_model(model, dev, speed)
-    opt = make_optimizer(model, config)
-    steps = _batches_per_epoch(len(data.train), batch_size, 1)
-    scheduler = make_scheduler(opt, config, steps)
-    guard = LossGuard(data.num_classes, 0, lr)
+    e = make_epochs(runtime.prepare_model(model, dev, speed), data, config, dev, speed)
     history = []
     for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        torch.manual_seed(seed * 1000 + epoch)
-        sums = train_one_epoch(model, data.batches("train", batch_size, epoch=epoch, seed=seed), opt, scheduler,
-                               device=dev, speed=speed, label_smoothing=label_smoothing, guard=guard, epoch=epoch)
-        val = result_from_sums(confusion_sums(model, data.batches("val", 256), data.num_classes, device=dev,
-                                              speed=speed), data.classes)
-        row = {"epoch": epoch, "train_loss": sums[0].item() / sums[2].item(), "train_acc": sums[1].item() / sums[2].item(),
-               "val_loss": val.loss, "val_acc": val.top1, "lr": opt.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - t0}
+        row, _ = run_epoch(e, epoch)
         history.append(row)
         if log:
             log(f"fine-tune epoch {epoch}/{epochs}  train loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}")
-    model.eval()
+    e.model.eval()
     return history
