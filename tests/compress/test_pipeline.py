@@ -3,15 +3,10 @@ import torch
 
 from squeezelab import create_model
 from squeezelab.compress.codec import plain_state_dict
-from squeezelab.compress.pipeline import (
-    CompressConfig,
-    compress_model,
-    format_report,
-    gradual_densities,
-    plot_weight_distribution,
-    policy_densities,
-)
+from squeezelab.compress.pipeline import CompressConfig, compress_model
+from squeezelab.compress.policy import gradual_densities, paper_density_table, policy_densities
 from squeezelab.errors import SqueezelabError
+from squeezelab.report.compression import format_compression_report, plot_weight_distribution
 
 
 def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
@@ -49,7 +44,7 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
         assert key in summary
     shared = [layer for layer in summary["layers"] if layer["kind"] == "shared"]
     assert all(abs(layer["density"] - 0.3) < 0.03 and layer["bits"] == 5 for layer in shared)
-    assert "x smaller" in format_report(report)
+    assert "x smaller" in format_compression_report(report)
     png = plot_weight_distribution(before, plain_state_dict(decoded), tmp_path / "w.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -102,3 +97,9 @@ def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly()
 def test_bad_recipe_settings_are_one_clear_error(bad):
     with pytest.raises(SqueezelabError):
         CompressConfig(**bad)
+
+
+def test_paper_density_table_gives_each_role_the_released_models_density():
+    table = paper_density_table(create_model("squeezenet1_0"))
+    assert (table["features.0"], table["features.3.squeeze"], table["features.3.expand1x1"],
+            table["features.3.expand3x3"], table["classifier.1"]) == (1.0, 0.99, 0.99, 0.33, 0.21)

@@ -37,8 +37,9 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from squeezelab.cli.output import print_json
-    from squeezelab.compress.pipeline import CompressConfig, format_report
+    from squeezelab.compress.pipeline import CompressConfig
     from squeezelab.compress.run import compress_checkpoint
+    from squeezelab.report.compression import format_compression_report
 
     from squeezelab.errors import SqueezelabError
 
@@ -61,6 +62,6 @@ def run(args) -> int:
     if args.json:
         print_json({**report.to_dict(), "output": args.output, "report_dir": report.report_dir})
     else:
-        print(format_report(report))
+        print(format_compression_report(report))
         print(f"wrote {args.output}; report and weight plot in {report.report_dir}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from squeezelab.export.int8 import DEFAULT_FORMAT, FORMATS
 from squeezelab.export.onnx import DEFAULT_OPSET
@@ -28,26 +27,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from squeezelab.errors import SqueezelabError
-    from squeezelab.export.calibration import calibration_batches
-    from squeezelab.export.int8 import quantize_int8, top1_agreement
-    from squeezelab.export.onnx import export_onnx
+    from squeezelab.export.model import export_model
     from squeezelab.loading import load_model
 
-    if args.int8 and not args.calib_data:
-        raise SqueezelabError("--int8 needs --calib-data SPEC: real images to calibrate on (random tensors mis-set the ranges)")
-    model = load_model(args.model)
-    calibration = None
-    if args.calib_data:
-        preprocessing = model.preprocessing
-        calibration = calibration_batches(args.calib_data, preprocessing, limit=args.calib_images)
-    report = {"onnx": export_onnx(model, args.output, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                                  input_size=args.input_size,
-                                  check_inputs=calibration[0] if calibration else None).to_dict()}
-    if args.int8:
-        out = args.int8_output or str(Path(args.output).with_suffix("")) + ".int8.onnx"
-        report["int8"] = quantize_int8(args.output, out, calibration, format=args.int8_format).to_dict()
-        report["int8"].update(top1_agreement(args.output, out, calibration))
+    report = export_model(load_model(args.model), args.output, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                          input_size=args.input_size, int8=args.int8, calib_data=args.calib_data,
+                          calib_images=args.calib_images, int8_format=args.int8_format, int8_output=args.int8_output)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

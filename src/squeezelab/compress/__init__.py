@@ -10,13 +10,13 @@
 
 from squeezelab.compress.batchnorm import fold_batch_norm_, recalibrate_batch_norm_
 from squeezelab.compress.codec import LayerStats, decode, encode, load, save
+from squeezelab.compress.policy import paper_density_table
 from squeezelab.compress.prune import (
     ChannelPruneConfig,
     PruneConfig,
     finalize_,
     layer_densities,
     overall_density,
-    paper_density_table,
     prune,
     prune_channels,
 )

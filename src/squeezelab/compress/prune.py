@@ -3,7 +3,7 @@
 Deep Compression removes the weights of smallest magnitude in each layer and retrains the rest;
 the SqueezeNet paper's compressed model kept about a third of its conv weights (the released
 8-bit model: expand3x3 layers about 33%, conv10 about 21%, most 1x1 layers about 99%, 33.9% in
-all; see `PAPER_DENSITY`).
+all; see `compress.policy.PAPER_DENSITY`).
 
 Masks are PyTorch parametrizations (`weight = original * mask`), so they hold through any
 optimizer, weight decay or `load_state_dict` without hooks in the training loop: the pruned
@@ -36,26 +36,6 @@ LayerFilter = Callable[[str, nn.Module], bool]
 def conv_and_linear(name: str, module: nn.Module) -> bool:
     """The default filter: every Conv2d and Linear layer (biases and batch norm stay dense)."""
     return isinstance(module, (nn.Conv2d, nn.Linear))
-
-
-# Densities of the released SqueezeNet Deep Compression model, by layer role (REFERENCE.md): the
-# 3x3 expand filters hold most weights and lose two thirds; conv10 keeps about a fifth.
-PAPER_DENSITY = {"conv1": 1.0, "squeeze": 0.99, "expand1x1": 0.99, "expand3x3": 0.33, "classifier": 0.21}
-
-
-def paper_density_table(model: nn.Module, filter: LayerFilter = conv_and_linear) -> dict[str, float]:
-    """Per-layer densities in the style of the released SqueezeNet model, by each layer's role."""
-    table = {}
-    for name, module in model.named_modules():
-        if not filter(name, module):
-            continue
-        role = name.rsplit(".", 1)[-1]
-        if name.startswith("classifier"):
-            role = "classifier"
-        elif name == "features.0":
-            role = "conv1"
-        table[name] = PAPER_DENSITY.get(role, 0.33)
-    return table
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from squeezelab.compress.pipeline import CompressConfig, CompressReport, compress_model, format_report, plot_weight_distribution
+from squeezelab.compress.pipeline import CompressConfig, CompressReport, compress_model
 from squeezelab.errors import SqueezelabError
+from squeezelab.report.compression import format_compression_report, plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 
@@ -73,7 +74,7 @@ def compress_checkpoint(
     report_dir = Path(report_dir) if report_dir else out.with_name(f"{out.stem}_report")
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report_dir / "report.json", json.dumps(report.to_dict(), indent=2))
-    atomic_write_text(report_dir / "report.txt", format_report(report) + "\n")
+    atomic_write_text(report_dir / "report.txt", format_compression_report(report) + "\n")
     plot_weight_distribution(before, plain_state_dict(decoded), report_dir / "weights.png")
     report.report_dir = str(report_dir)
     return report

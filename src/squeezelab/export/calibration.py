@@ -16,10 +16,9 @@ from typing import Iterator
 
 import torch
 
+from squeezelab.data.images import IMAGE_EXTENSIONS, is_candidate
 from squeezelab.errors import SqueezelabError
 from squeezelab.preprocessing import Preprocessing
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 
 
 def image_files(spec: str | os.PathLike, limit: int) -> list[Path]:
@@ -33,7 +32,7 @@ def image_files(spec: str | os.PathLike, limit: int) -> list[Path]:
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if is_candidate(Path(name)):
                 by_folder.setdefault(Path(root), []).append(Path(root) / name)
     # round-robin over folders so that a class-per-folder data set calibrates on every class
     queues = [iter(files) for _, files in sorted(by_folder.items())]
@@ -46,7 +45,7 @@ def image_files(spec: str | os.PathLike, limit: int) -> list[Path]:
             elif len(picked) < limit:
                 picked.append(item)
     if not picked:
-        raise SqueezelabError(f"no images found under {spec}; calibration needs real images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise SqueezelabError(f"no images found under {spec}; calibration needs real images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return picked
 
 
@@ -65,10 +64,8 @@ def _renormalize(batch: torch.Tensor, source: Preprocessing, target: Preprocessi
 def _data_spec_batches(spec: str, preprocessing: Preprocessing, limit: int, batch_size: int) -> list[torch.Tensor]:
     """Training images of a `squeezelab.data` spec (digits, synthetic, cifar10:ROOT, a .txt list),
     at the model's input size and in its normalisation."""
-    try:
-        from squeezelab.data import DataConfig, open_dataset
-    except ImportError:
-        raise SqueezelabError(f"calibration data {spec} does not exist; pass a folder of images") from None
+    from squeezelab.data import DataConfig, open_dataset
+
     dataset = open_dataset(DataConfig(spec, image_size=preprocessing.crop))
     batches, count = [], 0
     for images, _ in dataset.batches("train", batch_size, train=False):
