@@ -7,13 +7,13 @@ weights and connections", Section 3.3): `prune_steps` rounds, each removing more
 magnitude along the cubic schedule of Zhu & Gupta (2017) and then fine-tuning with the masks
 held. Per layer, the `squeezenet` policy prunes the 3x3 expand layers (three quarters of the
 weights) hardest and keeps the first conv, the classifier and the 1x1 layers denser, as the
-released SqueezeNet model does (`PAPER_DENSITY`). After every pruning round and after weight
+released SqueezeNet model does (`compress.policy`). After every pruning round and after weight
 sharing the batch-norm statistics are measured again (`compress.batchnorm`): the stale ones cost
 more accuracy than the pruning itself. For the file, batch norm is folded to scale and shift and
 stored, with the other unshared tensors, as float16, and the JSON header is deflated.
 
 Fine-tuning, evaluation and recalibration are passed in as functions so the pipeline works with
-any trainer; `squeezelab compress` passes `squeezelab.train.fine_tune`,
+any trainer; `squeezelab compress` passes `squeezelab.train.run.fine_tune`,
 `squeezelab.evaluate.evaluate` and `recalibrate_batch_norm_` on the training split.
 """
 
