@@ -4,7 +4,7 @@ import torch
 from squeezelab import create_model
 from squeezelab.compress.codec import plain_state_dict
 from squeezelab.compress.pipeline import CompressConfig, compress_model
-from squeezelab.compress.policy import gradual_densities, paper_density_table, policy_densities
+from squeezelab.compress.policy import policy_densities
 from squeezelab.errors import SqueezelabError
 from squeezelab.report.compression import format_compression_report, plot_weight_distribution
 
@@ -49,26 +49,6 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_squeezenet_policy_prunes_3x3_hardest_and_uniform_prunes_alike():
-    model = create_model("squeezenet1_1", num_classes=10)
-    d = policy_densities(model, 0.92)
-    assert d["features.0"] == 0.5 and d["classifier.1"] == 0.3
-    assert all(v == 0.08 for k, v in d.items() if k.endswith("expand3x3"))
-    assert all(v == 0.2 for k, v in d.items() if k.endswith(("squeeze", "expand1x1")))
-    assert set(policy_densities(model, 0.5, "uniform").values()) == {0.5}
-    assert policy_densities(model, 0.5)["features.0"] == 1.0  # capped
-    with pytest.raises(SqueezelabError, match="policy"):
-        policy_densities(model, 0.5, "random")
-
-
-def test_gradual_schedule_cuts_most_first_and_ends_at_the_target():
-    final = {"a": 0.1, "b": 0.5}
-    steps = [gradual_densities(final, k, 4) for k in range(1, 5)]
-    assert steps[-1] == pytest.approx(final)
-    cuts = [1.0 - steps[0]["a"]] + [steps[k - 1]["a"] - steps[k]["a"] for k in range(1, 4)]
-    assert all(c > 0 for c in cuts) and cuts == sorted(cuts, reverse=True)
-
-
 def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly():
     torch.manual_seed(0)
     model = create_model("squeezenet_meta", base_e=16, incr_e=16, num_classes=3, batch_norm=True)
@@ -97,9 +77,3 @@ def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly()
 def test_bad_recipe_settings_are_one_clear_error(bad):
     with pytest.raises(SqueezelabError):
         CompressConfig(**bad)
-
-
-def test_paper_density_table_gives_each_role_the_released_models_density():
-    table = paper_density_table(create_model("squeezenet1_0"))
-    assert (table["features.0"], table["features.3.squeeze"], table["features.3.expand1x1"],
-            table["features.3.expand3x3"], table["classifier.1"]) == (1.0, 0.99, 0.99, 0.33, 0.21)
