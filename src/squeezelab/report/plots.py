@@ -108,10 +108,11 @@ def plot_confusion(result, path: str | Path):
 
     n = len(result.classes)
     size = min(4 + 0.45 * n, 24)
-    fig, ax = new_figure(figsize=(size + 1, size))
+    fig, ax = new_figure(figsize=(size + 1, size), layout="constrained")
     matrix = np.asarray(result.confusion)
     image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.04, label="images")
+    if n > 20:  # too many cells to print their counts: the colour scale carries them
+        fig.colorbar(image, ax=ax, fraction=0.04, label="images")
     if n <= 40:
         names = [str(c["class"]) for c in result.per_class]
         ax.set_xticks(range(n), names, rotation=90 if max(map(len, names), default=0) > 3 else 0)
@@ -124,7 +125,6 @@ def plot_confusion(result, path: str | Path):
                             color="white" if matrix[i, j] > matrix.max() / 2 else "black")
     ax.set(xlabel="predicted class", ylabel="true class (precision P, recall R)",
            title=f"top-1 {result.top1:.2%} on {int(matrix.sum()):,} validation images")
-    fig.tight_layout()
     return save_figure(fig, path)
 
 
