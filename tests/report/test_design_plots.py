@@ -37,7 +37,7 @@ def test_scatter_draws_each_model_with_a_readable_label(tmp_path, key):
     fig = plot_scatter(ROWS, key, "cost", tmp_path / "scatter.png")
     assert (tmp_path / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     ax = fig.axes[0]
-    drawn = sorted(v for c in ax.collections for p in c.get_offsets() for v in [(round(float(p[0]), 6), round(float(p[1]), 6))])
+    drawn = sorted((round(float(x), 6), round(float(y), 6)) for c in ax.collections for x, y in c.get_offsets())
     assert drawn == sorted((round(r[key], 6), round(100 * r["accuracy"], 6)) for r in ROWS)
     assert sorted(t.get_text() for t in ax.texts) == sorted(m.removeprefix("tv/") for m, *_ in PEERS)
     _assert_labels_readable(fig, ax.texts)
@@ -60,7 +60,8 @@ def test_scatter_over_a_narrow_latency_range_still_has_ticks(tmp_path):
 
 
 def test_sweep_draws_the_mean_per_point_with_labels_apart(tmp_path):
-    values, sizes, accs = [0.125, 0.25, 0.5, 0.75, 1.0], [3.0, 5.88, 11.63, 17.39, 23.15], [0.852, 0.869, 0.9, 0.914, 0.947]
+    values, sizes = [0.125, 0.25, 0.5, 0.75, 1.0], [3.0, 5.88, 11.63, 17.39, 23.15]
+    accs = [0.852, 0.869, 0.9, 0.914, 0.947]
     fig = plot_sweep(_sweep_rows(values, sizes, accs), "sr", tmp_path / "sweep.png")
     ax = fig.axes[0]
     line = ax.get_lines()[0]
@@ -71,7 +72,8 @@ def test_sweep_draws_the_mean_per_point_with_labels_apart(tmp_path):
 
 
 def test_bypass_bars_start_at_zero_and_carry_the_accuracies(tmp_path):
-    fig = plot_bypass(_sweep_rows([0.125] * 3, [3.0, 3.0, 4.38], [0.852, 0.175, 0.315], seeds=2), "bypass", tmp_path / "b.png")
+    rows = _sweep_rows([0.125] * 3, [3.0, 3.0, 4.38], [0.852, 0.175, 0.315], seeds=2)
+    fig = plot_bypass(rows, "bypass", tmp_path / "b.png")
     ax = fig.axes[0]
     assert [p.get_height() for p in ax.patches] == pytest.approx([85.2, 17.5, 31.5])
     assert ax.get_ylim()[0] == 0  # heights compare as the accuracies do

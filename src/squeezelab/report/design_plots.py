@@ -160,8 +160,10 @@ def plot_scatter(rows: Sequence[dict], x_key: str, x_label: str, path: str | Pat
     shown = [r for r in rows if r.get("accuracy") is not None and r.get(x_key) is not None]
     xs = [float(r[x_key]) for r in shown]
     ys = [100 * r["accuracy"] for r in shown]
-    for family, style in (("SqueezeNet", {"color": "tab:red", "marker": "D"}), ("other models", {"color": "tab:blue", "marker": "o"})):
-        picked = [(x, y) for r, x, y in zip(shown, xs, ys) if r["model"].startswith("squeezenet") == (family == "SqueezeNet")]
+    ours = [r["model"].startswith("squeezenet") for r in shown]
+    for family, mine, style in (("SqueezeNet", True, {"color": "tab:red", "marker": "D"}),
+                                ("other models", False, {"color": "tab:blue", "marker": "o"})):
+        picked = [(x, y) for x, y, flag in zip(xs, ys, ours) if flag == mine]
         if picked:
             ax.scatter(*zip(*picked), label=family, zorder=3, **style)
     if log_x and xs and min(xs) > 0:

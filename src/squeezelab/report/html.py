@@ -23,7 +23,9 @@ from squeezelab.utils.atomic import atomic_write_text
 # Figures first in this order (the ones a run always makes), then any other PNG alphabetically.
 _FIGURE_ORDER = ("curves.png", "confusion.png")
 _CAPTIONS = {"curves.png": "training curves (loss and accuracy per epoch)",
-             "confusion.png": "confusion matrix on the validation set"}
+             "confusion.png": "confusion matrix on the validation set",
+             "weights.png": "one layer's weights before and after compression",
+             "compare_size.png": "accuracy vs model size", "compare_latency.png": "accuracy vs latency"}
 _MAX_TABLE_ROWS = 200
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -176,7 +178,8 @@ def build_report(run_dir: str | Path, *, title: str | None = None) -> str:
             continue
         data = _read_json(path)
         if data is not None:
-            sections.append((path.stem.replace("_", " ").capitalize() + f" ({path.name})", _json_section(path.name, data, shown)))
+            heading = path.stem.replace("_", " ").capitalize() + f" ({path.name})"
+            sections.append((heading, _json_section(path.name, data, shown)))
     if isinstance(config, dict):
         sections.append(("Config", f"<pre>{_esc(json.dumps(_shorten_split(config), indent=2))}</pre>"))
     if not sections:
