@@ -51,6 +51,8 @@ def test_compare_with_training_writes_tables_and_scatter_plots(tmp_path):
         assert [r["model"] for r in csv.DictReader(handle)] == ["squeezenet1_1", "tv/mobilenet_v3_small"]
     for name in ("compare_size.png", "compare_latency.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    files = json.loads((tmp_path / "compare.json").read_text())["files"]
+    assert files["accuracy_vs_size"] == str(tmp_path / "compare_size.png")
     assert json.loads((tmp_path / "compare.json").read_text())["rows"][1]["model"] == "tv/mobilenet_v3_small"
 
 

@@ -6,7 +6,8 @@ from squeezelab.compress.codec import plain_state_dict
 from squeezelab.compress.pipeline import CompressConfig, compress_model
 from squeezelab.compress.policy import policy_densities
 from squeezelab.errors import SqueezelabError
-from squeezelab.report.compression import format_compression_report, plot_weight_distribution
+from squeezelab.report.compression import format_compression_report
+from squeezelab.report.plots import plot_weight_distribution
 
 
 def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
@@ -45,8 +46,8 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
     shared = [layer for layer in summary["layers"] if layer["kind"] == "shared"]
     assert all(abs(layer["density"] - 0.3) < 0.03 and layer["bits"] == 5 for layer in shared)
     assert "x smaller" in format_compression_report(report)
-    png = plot_weight_distribution(before, plain_state_dict(decoded), tmp_path / "w.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    plot_weight_distribution(before, plain_state_dict(decoded), tmp_path / "w.png")
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly():

@@ -71,3 +71,21 @@ def test_report_renders_in_headless_chromium_with_its_figures(tmp_path, cli):
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     blue = (np.abs(pixels - TAB_BLUE).sum(axis=2) < 30).sum()
     assert blue > 2000, f"only {blue} figure-blue pixels: the figures did not render"
+
+
+def test_report_shows_a_table_written_as_both_csv_and_json_once(tmp_path):
+    per_class = [{"class": "cat", "accuracy": 1.0, "precision": 0.75, "recall": 1.0, "support": 36},
+                 {"class": "dog", "accuracy": 0.9722222222222222, "precision": 1.0, "recall": 0.9722222222222222,
+                  "support": 36}]
+    (tmp_path / "per_class.csv").write_text("class,accuracy,precision,recall,support\n" + "".join(
+        ",".join(str(r[k]) for k in r) + "\n" for r in per_class))
+    (tmp_path / "eval.json").write_text(json.dumps({"top1": 0.98, "count": 72, "per_class": per_class}))
+    page = build_report(tmp_path)
+    assert page.count("<th>precision</th>") == 1
+    assert "0.9722" in page and "<td>72</td>" in page  # the table, and eval.json's scalars still shown
+    compare = tmp_path / "compare"
+    compare.mkdir()
+    (compare / "compare.csv").write_text("model,params\nsqueezenet1_1,1235496\n")
+    (compare / "compare.json").write_text(json.dumps({"rows": [{"model": "squeezenet1_1", "params": 1235496,
+                                                                "run_dir": "runs/x"}]}))
+    assert build_report(compare).count("<td>squeezenet1_1</td>") == 1

@@ -200,7 +200,8 @@ def write_outputs(rows: Sequence[dict], out: Path, *, plots: bool) -> dict:
         from squeezelab.report.design_plots import plot_scatter
 
         shown = [{**r, "size_mb": r["size_bytes"] / 1e6} for r in rows]
-        files["accuracy_vs_size"] = plot_scatter(shown, "size_mb", "model size (MB, fp32)", out / "compare_size.png")
-        files["accuracy_vs_latency"] = plot_scatter(shown, "latency_ms", "latency (ms, batch 1, eager)",
-                                                    out / "compare_latency.png")
+        files["accuracy_vs_size"] = out / "compare_size.png"
+        files["accuracy_vs_latency"] = out / "compare_latency.png"
+        plot_scatter(shown, "size_mb", "model size (MB, fp32)", files["accuracy_vs_size"])
+        plot_scatter(shown, "latency_ms", "latency (ms, batch 1, eager)", files["accuracy_vs_latency"])
     return {k: str(v) for k, v in files.items()}

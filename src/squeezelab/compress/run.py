@@ -16,7 +16,8 @@ from typing import Callable
 
 from squeezelab.compress.pipeline import CompressConfig, CompressReport, compress_model
 from squeezelab.errors import SqueezelabError
-from squeezelab.report.compression import format_compression_report, plot_weight_distribution
+from squeezelab.report.compression import format_compression_report
+from squeezelab.report.plots import plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 

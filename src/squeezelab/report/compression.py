@@ -1,9 +1,6 @@
-"""The text report and the weight histogram of a compression run (`squeezelab compress`)."""
+"""The text report of a compression run (`squeezelab compress`); its weight histogram is report.plots."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 
 def format_compression_report(report) -> str:
@@ -24,33 +21,3 @@ def format_compression_report(report) -> str:
             f"after compression (decoded file) {report.acc_after:.2%}"
         )
     return "\n".join(lines)
-
-
-def plot_weight_distribution(before: dict, after: dict, path: str | os.PathLike, layer: str | None = None) -> Path:
-    """Histograms of one layer's weights before and after compression (the paper's Figure 4
-    style: a dense bell curve becomes a few shared values with the small ones pruned away)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from squeezelab.utils.atomic import atomic_open
-
-    layer = layer or max(before, key=lambda k: before[k].numel() if k.endswith("weight") and before[k].dim() > 1 else 0)
-    w0 = before[layer].detach().flatten().cpu().numpy()
-    w1 = after[layer].detach().flatten().cpu().numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharex=True)
-    axes[0].hist(w0, bins=200, color="tab:blue")
-    axes[0].set_title(f"{layer}: before ({len(w0):,} weights)")
-    values, counts = __import__("numpy").unique(w1[w1 != 0], return_counts=True)
-    axes[1].bar(values, counts, width=(w0.max() - w0.min()) / 400, color="tab:green")
-    axes[1].set_title(f"after: {(w1 != 0).mean():.0%} kept, {len(values)} shared values")
-    for ax in axes:
-        ax.set_xlabel("weight value")
-    axes[0].set_ylabel("count")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-    return path

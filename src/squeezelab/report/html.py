@@ -23,7 +23,9 @@ from squeezelab.utils.atomic import atomic_write_text
 # Figures first in this order (the ones a run always makes), then any other PNG alphabetically.
 _FIGURE_ORDER = ("curves.png", "confusion.png")
 _CAPTIONS = {"curves.png": "training curves (loss and accuracy per epoch)",
-             "confusion.png": "confusion matrix on the validation set"}
+             "confusion.png": "confusion matrix on the validation set",
+             "weights.png": "one layer's weights before and after compression",
+             "compare_size.png": "accuracy vs model size", "compare_latency.png": "accuracy vs latency"}
 _MAX_TABLE_ROWS = 200
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -104,9 +106,10 @@ def _shorten_split(config: dict) -> dict:
     return {**config, "data": {**data, "split": split}}
 
 
-def _json_section(name: str, data) -> str:
-    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
-        return table_html(data)
+def _json_section(name: str, data, shown: set[str]) -> str:
+    """`data` as tables, skipping any table already in `shown` (eval.json repeats per_class.csv)."""
+    if _is_rows(data):
+        return _once(table_html(data), shown) or "<p>The same table as above.</p>"
     if isinstance(data, dict):
         # Tables of rows (compare's "rows", explore's "sweeps" by name) first, then the scalars.
         tables = {k: v for k, v in data.items() if _is_rows(v)}
@@ -114,9 +117,18 @@ def _json_section(name: str, data) -> str:
                        for name, rows in v.items() if _is_rows(rows)})
         scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
         if tables or scalars:
-            parts = [f"<h3>{_esc(name)}</h3>{table_html(rows)}" for name, rows in tables.items()]
+            parts = [f"<h3>{_esc(name)}</h3>{table}" for name, rows in tables.items()
+                     if (table := _once(table_html(rows), shown))]
             return "".join(parts) + (_key_values(scalars) if scalars else "")
     return f"<pre>{_esc(json.dumps(data, indent=2))}</pre>"
+
+
+def _once(table: str, shown: set[str]) -> str:
+    """`table`, or "" when the page already holds the same cells (a CSV and a JSON of one table)."""
+    if table in shown:
+        return ""
+    shown.add(table)
+    return table
 
 
 def _is_rows(value) -> bool:
@@ -133,6 +145,7 @@ def build_report(run_dir: str | Path, *, title: str | None = None, summary=None)
     if not run_dir.is_dir():
         raise SqueezelabError(f"{run_dir} is not a folder; pass the --out folder of a train, explore or compare run")
     sections: list[tuple[str, str]] = []
+    shown: set[str] = set()  # every table on the page, so one written as both CSV and JSON shows once
     result, config = _read_json(run_dir / "result.json"), _read_json(run_dir / "config.json")
     if isinstance(result, dict):
         sections.append(("Result", _key_values(result)))
@@ -143,8 +156,9 @@ def build_report(run_dir: str | Path, *, title: str | None = None, summary=None)
         sections.append(("Figures", "".join(_figure(p) for p in pngs)))
     for name, heading in (("metrics.csv", "Metrics per epoch"), ("per_class.csv", "Per-class precision and recall"),
                           ("compare.csv", "Comparison")):
-        if (run_dir / name).is_file():
-            sections.append((heading, table_html(_read_csv(run_dir / name))))
+        # compare.json holds compare.csv's rows and more columns: its table stands for both.
+        if (run_dir / name).is_file() and not (run_dir / name).with_suffix(".json").is_file():
+            sections.append((heading, _once(table_html(_read_csv(run_dir / name)), shown)))
     if summary is not None:
         sections.append(("Model summary (paper Table 1)", _model_summary(summary)))
     for path in sorted(run_dir.glob("*.json")):
@@ -152,7 +166,8 @@ def build_report(run_dir: str | Path, *, title: str | None = None, summary=None)
             continue
         data = _read_json(path)
         if data is not None:
-            sections.append((path.stem.replace("_", " ").capitalize() + f" ({path.name})", _json_section(path.name, data)))
+            heading = path.stem.replace("_", " ").capitalize() + f" ({path.name})"
+            sections.append((heading, _json_section(path.name, data, shown)))
     if isinstance(config, dict):
         sections.append(("Config", f"<pre>{_esc(json.dumps(_shorten_split(config), indent=2))}</pre>"))
     if not sections:
