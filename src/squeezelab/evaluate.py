@@ -121,7 +121,7 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
     `model.preprocessing` (set by `squeezelab.load_model`). Any size and mode; bad files raise
     `BadImageError` naming the file.
 
-    Returns [{"path": str, "predictions": [{"class": name, "probability": p}, ...]}, ...],
+    Returns [{"path": str, "predictions": [{"label": name, "class": name, "probability": p}, ...]}, ...],
     most probable first.
     """
     from squeezelab.data.images import open_image
@@ -137,17 +137,21 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
             x = model.preprocessing.images_to_batch([image]).to(device)
             probs = torch.softmax(model(x).float(), dim=1)[0].cpu()
             top = probs.topk(k)
-            results.append({"path": str(path), "predictions": [
-                {"class": classes[i], "probability": round(float(p), 6)} for p, i in zip(top.values, top.indices)]})
+            results.append({"path": str(path), "predictions": [  # "label" as the service; "class" kept
+                {"label": classes[i], "class": classes[i], "probability": round(float(p), 6)}
+                for p, i in zip(top.values, top.indices)]})
     return results
 
 
 def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batch_size: int = 256,
                   skip_bad_images: bool = False) -> dict:
-    """`squeezelab eval`: load a model file and evaluate it; without `data_spec`, on the validation
-    split recorded in the checkpoint. Returns EvalResult.to_dict() plus `data` and `path`."""
+    """`squeezelab eval`: load a model file and evaluate it; without `data_spec` (or with the run's
+    own data), on the validation split recorded in the checkpoint, otherwise on all of `data_spec`
+    (`data.config.evaluation_config`). Returns EvalResult.to_dict() plus `data`, `images` (which
+    images, in words) and `path`."""
     import squeezelab
-    from squeezelab.data import DataConfig, open_dataset
+    from squeezelab.data import open_dataset
+    from squeezelab.data.config import describe_evaluation, evaluation_config
     from squeezelab.errors import SqueezelabError
     from squeezelab.train.checkpoint import load_checkpoint
 
@@ -157,21 +161,13 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
         recorded = load_checkpoint(path).get("data")
     elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
         recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
-    if data_spec is None:
-        if not recorded:
-            raise SqueezelabError(f"{path} records no data set; pass --data")
-        config = DataConfig.from_dict({**recorded, "skip_bad_images": skip_bad_images or recorded.get("skip_bad_images", False)})
-    else:
-        image_size = model.preprocessing.crop
-        config = DataConfig(data_spec, image_size=image_size, skip_bad_images=skip_bad_images,
-                            **({"seed": recorded["seed"], "val_fraction": recorded["val_fraction"]}
-                               if recorded and recorded.get("spec") == data_spec else {}))
-        if recorded and recorded.get("spec") == data_spec:
-            config = config.replace(split=recorded.get("split"))
+    if data_spec is None and not recorded:
+        raise SqueezelabError(f"{path} records no data set; pass --data")
+    config = evaluation_config(recorded, data_spec, image_size=model.preprocessing.crop, skip_bad_images=skip_bad_images)
     data = open_dataset(config)
     if list(data.classes) != list(model.classes):
         raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's {list(model.classes)[:5]}...; "
                               "evaluate on data with the same class names")
     data.preprocessing = model.preprocessing  # the model's recorded normalisation, not the data's
     result = evaluate(model, data, batch_size=batch_size).to_dict()
-    return {**result, "data": config.spec, "path": str(path)}
+    return {**result, "data": config.spec, "images": describe_evaluation(config), "path": str(path)}

@@ -23,6 +23,7 @@ def open_data_for(checkpoint: dict, model, data_spec: str | None):
     """The data set to fine-tune and evaluate on: `data_spec`, or the one the checkpoint recorded
     (with its validation split), normalised the way the model expects."""
     from squeezelab.data import DataConfig, open_dataset
+    from squeezelab.data.config import same_source
 
     recorded = checkpoint.get("data")
     if data_spec is None:
@@ -30,7 +31,7 @@ def open_data_for(checkpoint: dict, model, data_spec: str | None):
             raise SqueezelabError("the checkpoint records no data set; pass --data SPEC (e.g. --data digits)")
         config = DataConfig.from_dict(recorded)
     else:
-        same = bool(recorded) and recorded.get("spec") == data_spec
+        same = bool(recorded) and same_source(recorded.get("spec", ""), data_spec)
         config = DataConfig.from_dict({**recorded, "spec": data_spec}) if same else DataConfig(
             data_spec, image_size=model.preprocessing.crop)
     data = open_dataset(config)

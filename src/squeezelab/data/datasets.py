@@ -16,7 +16,7 @@ from typing import Iterator
 
 import torch
 
-from squeezelab.data.config import DataConfig
+from squeezelab.data.config import ALL_IMAGES, DataConfig
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import SqueezelabError
@@ -160,7 +160,9 @@ def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tens
                     augment: Augment) -> Dataset:
     """Split (or replay the recorded split of) one tensor data set."""
     check_classes(classes, config.spec)
-    if config.split and "val" in config.split:
+    if config.split == ALL_IMAGES:  # evaluation only: every image, the training split the same
+        train = val = list(range(len(labels)))
+    elif config.split and "val" in config.split:
         val = [int(i) for i in config.split["val"]]
         if val and (min(val) < 0 or max(val) >= len(labels)):
             raise SqueezelabError(f"the recorded split of {config.spec!r} does not fit this data ({len(labels)} images)")

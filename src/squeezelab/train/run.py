@@ -103,15 +103,15 @@ def _rng_state() -> dict:
 
 def train(model_config: ModelConfig | None = None, data_config: DataConfig = DataConfig(),
           train_config: TrainConfig = TrainConfig(), speed: performance.SpeedConfig = performance.SpeedConfig(),
-          out: str = "runs/latest", *, resume: bool = False, progress: bool = False,
-          log: Callable[[str], None] | None = None) -> dict:
+          out: str = "runs/latest", *, resume: bool = False, resume_epochs: int | None = None,
+          progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train from configs, writing checkpoints and reports to `out`; returns the result dict that
     `squeezelab train --json` prints: best_val_acc (fraction), best_epoch, final_val_acc, epochs,
     seconds, checkpoint (best.pt), last_checkpoint, out, device, world_size, train_images,
     val_images, skipped_images, model, data.
 
     model_config None: `default_model_config(data)`; a callable: called with the opened Dataset. resume: continue from out/last.pt with the
-    configs recorded there. Under torchrun, each rank calls this and only rank 0 writes.
+    configs recorded there (`resume_epochs`: a new total, see `TrainConfig.resumed`). Under torchrun, each rank calls this and only rank 0 writes.
 
     >>> result = train(data_config=DataConfig("synthetic:n=64,classes=2"),
     ...                train_config=TrainConfig(epochs=1), out="/tmp/sqz-doctest")  # doctest: +SKIP
@@ -136,9 +136,10 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
             state = load_checkpoint(last)
             model_config = ModelConfig.from_dict(state["model"])
             data_config = DataConfig.from_dict(state["data"])
-            train_config = TrainConfig.from_dict({**state["train"], "device": train_config.device,
-                                                  "workers": train_config.workers})
+            train_config = TrainConfig.from_dict(state["train"]).resumed(
+                int(state["epoch"]), resume_epochs, device=train_config.device, workers=train_config.workers)
         data = open_dataset(data_config)
+        train_config = train_config.fitted(math.ceil(len(data.train) / info.world_size))
         if model_config is None:
             model_config = default_model_config(data)
         elif not isinstance(model_config, ModelConfig):
@@ -219,8 +220,9 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
                     checkpoint = {**payload, "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
                                   "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
                                   "metrics": {**row, "top1": row["val_acc"]}, "best": best, "history": history}
-                    if improved:
-                        save_checkpoint(out / "best.pt", checkpoint)
+                    if improved:  # the optimizer state is for resuming, which reads last.pt
+                        save_checkpoint(out / "best.pt", {k: v for k, v in checkpoint.items()
+                                                          if k not in ("optimizer", "scheduler")})
                     save_checkpoint(out / "last.pt", checkpoint)
                     write_metrics_csv(out / "metrics.csv", history)
         except KeyboardInterrupt:
