@@ -19,10 +19,10 @@ from squeezelab.cli import build_parser, main
 build_parser()
 codes = []
 for argv in (["--help"], ["train", "--help"], ["serve", "--help"], ["train", "--epochs", "x"], ["bench", "--nope"],
-             ["--version"]):
+             ["--version"], ["train", "--epochs", "0"], ["train", "--val-fraction", "2"]):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
-            main(argv)
+            codes.append(main(argv))
         except SystemExit as exc:
             codes.append(exc.code)
 print(json.dumps({{"codes": codes, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
@@ -34,7 +34,7 @@ def test_help_version_and_argument_errors_import_no_heavy_library():
     done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     probe = json.loads(done.stdout)
-    assert probe["codes"] == [0, 0, 0, 2, 2, 0]
+    assert probe["codes"] == [0, 0, 0, 2, 2, 0, 2, 2]
     assert probe["heavy"] == []
 
 

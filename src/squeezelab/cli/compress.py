@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from squeezelab.compress.config import LAYER_POLICIES, RAW_FLOAT_DTYPES, CompressConfig
@@ -63,7 +64,7 @@ def run(args) -> int:
     config = CompressConfig(sparsity_3x3=args.sparsity_3x3, bits=args.bits, fc_bits=args.fc_bits,
                             finetune_epochs=args.finetune_epochs, layer_policy=args.layer_policy,
                             prune_steps=args.prune_steps, raw_dtype=args.raw_dtype)
-    log = say if args.json else print
+    log = print if not args.json and sys.stdout.isatty() else say  # progress: stderr unless on a terminal
     report = compress_checkpoint(
         args.checkpoint, args.output, config, data_spec=args.data, report_dir=args.report_dir,
         lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, log=log,

@@ -61,9 +61,6 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from squeezelab.train import performance
-    from squeezelab.train.run import default_model_config, train
-
     data_config = DataConfig(args.data, image_size=args.image_size, val_fraction=args.val_fraction, seed=args.seed,
                              skip_bad_images=args.skip_bad_images)
     train_config = TrainConfig(
@@ -71,7 +68,10 @@ def run_train(args) -> int:
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
         label_smoothing=args.label_smoothing, accumulate=args.accumulate, seed=args.seed, device=args.device,
         freeze_features=args.freeze_features, weights=args.weights, stuck_steps=args.stuck_steps,
-        workers=args.workers)
+        workers=args.workers)  # a bad value is refused here, before torch is loaded
+    from squeezelab.train import performance
+    from squeezelab.train.run import default_model_config, train
+
     speed = performance.SpeedConfig(channels_last=args.channels_last, amp=args.amp)
     options = {"dropout": args.dropout, "batch_norm": args.batch_norm, "final_relu": args.final_relu,
                "stem": args.stem}
