@@ -85,14 +85,14 @@ def imagenet_part() -> None:
 DIGITS_SETTINGS = {  # label: CompressConfig options
     "default": {},
     "default, 4-bit": {"bits": 4},
-    "paper (uniform 0.67, 8-bit, one round)": {"layer_policy": "uniform", "sparsity": 0.67, "bits": 8,
+    "paper (uniform 0.67, 8-bit, one round)": {"layer_policy": "uniform", "sparsity_3x3": 0.67, "bits": 8,
                                                "prune_steps": 1, "finetune_epochs": 1},
 }
 
 
 def digits_part(epochs: int) -> None:
     from squeezelab.compress.run import compress_checkpoint
-    from squeezelab.compress.pipeline import CompressConfig
+    from squeezelab.compress.config import CompressConfig
     from squeezelab.data import DataConfig
     from squeezelab.train.config import TrainConfig
     from squeezelab.train.run import train

@@ -14,3 +14,8 @@ class SqueezelabError(Exception):
 
 class BadFileError(SqueezelabError):
     """A file that is not what it claims to be: truncated, corrupted, wrong format or version."""
+
+
+class SqueezelabWarning(UserWarning):
+    """Something squeezelab changed on the user's behalf (e.g. a batch larger than the data was
+    reduced to it); the CLI prints it as one line."""

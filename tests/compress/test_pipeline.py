@@ -31,7 +31,7 @@ def test_pipeline_finetunes_twice_and_reports_the_decoded_file(tmp_path):
             return float((m.eval()(x).argmax(1) == y).float().mean())
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    data, report, decoded = compress_model(model, CompressConfig(sparsity=0.7, bits=5, finetune_epochs=2, layer_policy="uniform",
+    data, report, decoded = compress_model(model, CompressConfig(sparsity_3x3=0.7, bits=5, finetune_epochs=2, layer_policy="uniform",
                                                                          prune_steps=1, raw_dtype="float32"),
                                            finetune=finetune, evaluate=accuracy)
     assert calls == [2, 2]
@@ -62,7 +62,7 @@ def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly()
         events.append("calibrate")
         recalibrate_batch_norm_(m, [(x, None)])
 
-    data, report, decoded = compress_model(model, CompressConfig(sparsity=0.9, bits=3, prune_steps=3, finetune_epochs=1),
+    data, report, decoded = compress_model(model, CompressConfig(sparsity_3x3=0.9, bits=3, prune_steps=3, finetune_epochs=1),
                                            finetune=lambda m, e: events.append("finetune"), calibrate=calibrate)
     assert events == ["calibrate", "finetune", "calibrate"] * 4  # 3 pruning rounds, then weight sharing
     densities = {s.name.removesuffix(".weight"): s.density for s in report.layers if s.kind == "shared"}

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
+from pathlib import Path
 
 from squeezelab.cli.output import print_json
+from squeezelab.cli.output import say as _say
 from squeezelab.errors import SqueezelabError
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+from squeezelab.export.config import REGISTRY_INPUT_SIZE
 
 
 def _options(pairs: list[str] | None, flag: str) -> dict:
@@ -35,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--bypass", help="bypass kinds to compare, e.g. none,simple,complex")
     p.add_argument("--data", default="digits", help="data spec: digits, synthetic, cifar10:ROOT, a folder (default digits)")
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--image-size", type=int, help="resize the data to this side (default: the data's own)")
+    p.add_argument("--image-size", "--input-size", dest="image_size", type=int,
+                   help="resize the data to this side (default: the data's own)")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per point (accuracy mean and spread)")
     p.add_argument("--out", default="runs/explore", help="results, plots and one file per finished run (resumable)")
     p.add_argument("--jobs", type=int, default=1, help="train this many points at once in separate processes")
@@ -51,8 +50,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", help="train every model on this data with the same recipe (e.g. digits)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--no-train", action="store_true", help="only measure params, MACs, size and latency")
-    p.add_argument("--input-size", type=int, default=224, help="input side when not training (default 224)")
-    p.add_argument("--image-size", type=int, help="resize the data to this side (64 lets AlexNet run on digits)")
+    p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
+                   help="input side: the data is resized to it when training (64 lets AlexNet run on digits), models "
+                        f"are measured at it with --no-train (default: the data's own, or {REGISTRY_INPUT_SIZE})")
     p.add_argument("--min-seconds", type=float, default=0.5, help="time each latency for at least this long")
     p.add_argument("--threads", type=int, default=1,
                    help="threads for latency (default 1: the figure that repeats on a shared machine; 0: all cores)")
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
 
     p = subparsers.add_parser("report", help="one self-contained HTML page of a run folder's outputs")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("-o", "--output", default=None, help="the page to write (default: RUN_DIR/report.html)")
     p.add_argument("--title")
     p.set_defaults(func=run_report)
 
@@ -101,8 +101,9 @@ def run_compare(args) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else DEFAULT_MODELS
     if not args.no_train and not args.data:
         raise SqueezelabError("compare trains every model: give --data SPEC (e.g. digits), or --no-train to only measure")
-    config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs,
-                           input_size=args.input_size, image_size=args.image_size, min_seconds=args.min_seconds,
+    sizes = {"input_size": args.image_size or REGISTRY_INPUT_SIZE} if args.no_train else {"image_size": args.image_size}
+    config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs, **sizes,
+                           min_seconds=args.min_seconds,
                            threads=args.threads or None,
                            train_options=_options(args.train_option, "--train-option"),
                            squeezenet_options=_options(args.squeezenet_option, "--squeezenet-option"))
@@ -123,6 +124,7 @@ def run_report(args) -> int:
     from squeezelab.analysis.summary import summarize_run
     from squeezelab.report.html import write_report
 
-    path = write_report(args.run_dir, args.output, title=args.title, summary=summarize_run(args.run_dir))
+    output = args.output or Path(args.run_dir) / "report.html"
+    path = write_report(args.run_dir, output, title=args.title, summary=summarize_run(args.run_dir))
     print(f"wrote {path}")
     return 0

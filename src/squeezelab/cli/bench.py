@@ -4,29 +4,36 @@ from __future__ import annotations
 
 from squeezelab.cli.output import print_json
 from squeezelab.errors import SqueezelabError
-from squeezelab.export.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_MODELS, benchmark
-from squeezelab.utils.timing import format_speed_table
+from squeezelab.export.config import (
+    BENCH_BACKENDS,
+    DEFAULT_BENCH_BACKENDS,
+    DEFAULT_BENCH_BATCHES,
+    DEFAULT_BENCH_MODELS,
+    REGISTRY_INPUT_SIZE,
+)
 
 
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise SqueezelabError(f"--batch takes comma-separated integers such as 1,8,32, got {text!r}") from None
+        raise SqueezelabError(f"--batch-size takes comma-separated integers such as 1,8,32, got {text!r}") from None
     if not values or min(values) < 1:
-        raise SqueezelabError(f"--batch needs positive batch sizes, got {text!r}")
+        raise SqueezelabError(f"--batch-size needs positive batch sizes, got {text!r}")
     return values
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime fp32/int8)")
     p.add_argument("models", nargs="*", metavar="MODEL",
-                   help=f"registry names or .pt/.sqz files (default: {' '.join(DEFAULT_MODELS)})")
-    p.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes (default 1,8,32)")
-    p.add_argument("--input-size", type=int, default=224)
+                   help=f"registry names or .pt/.sqz files (default: {' '.join(DEFAULT_BENCH_MODELS)})")
+    p.add_argument("--batch-size", "--batch", dest="batch_size", default=",".join(map(str, DEFAULT_BENCH_BATCHES)),
+                   help="comma-separated batch sizes")
+    p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
+                   help=f"input side in pixels (default: a model file's own, {REGISTRY_INPUT_SIZE} for registry names)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for PyTorch and ONNX Runtime")
-    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
-                   help=f"comma-separated, from {','.join(BACKENDS)} (bf16 and compile are slower on CPUs "
+    p.add_argument("--backends", default=",".join(DEFAULT_BENCH_BACKENDS),
+                   help=f"comma-separated, from {','.join(BENCH_BACKENDS)} (bf16 and compile are slower on CPUs "
                         "without BF16/AMX, so not in the default)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="time each figure for at least this long")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows")
@@ -34,10 +41,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from squeezelab.export.benchmark import benchmark
+    from squeezelab.utils.timing import format_speed_table
+
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if args.input_size < 16:
-        raise SqueezelabError(f"--input-size must be at least 16, got {args.input_size}")
-    rows = benchmark(args.models or DEFAULT_MODELS, batches=_int_list(args.batch), input_size=args.input_size,
+    if args.image_size is not None and args.image_size < 16:
+        raise SqueezelabError(f"--image-size must be at least 16, got {args.image_size}")
+    rows = benchmark(args.models or DEFAULT_BENCH_MODELS, batches=_int_list(args.batch_size), input_size=args.image_size,
                      backends=backends, threads=args.threads, min_seconds=args.min_seconds)
     if args.json:
         print_json(rows)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from squeezelab.compress.config import LAYER_POLICIES, RAW_FLOAT_DTYPES, CompressConfig
+from squeezelab.errors import SqueezelabError
+
+_DEFAULTS = CompressConfig()
 
 
 def add_parser(subparsers) -> None:
@@ -14,20 +20,23 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT", help="a .pt checkpoint written by `squeezelab train`")
     p.add_argument("-o", "--output", required=True, metavar="OUT.sqz", help="the compressed file to write")
-    p.add_argument("--sparsity", type=float, default=0.92,
+    p.add_argument("--sparsity", dest="sparsity_3x3", type=float, default=_DEFAULTS.sparsity_3x3,
                    help="fraction of weights removed from the 3x3 layers; the first conv, 1x1 layers and classifier keep "
-                   "6.25x, 2.5x, 3.75x as many (--layer-policy squeezenet; default 0.92: 10.9%% of squeezenet1_1 kept)")
-    p.add_argument("--layer-policy", choices=["squeezenet", "uniform"], default="squeezenet",
+                   "6.25x, 2.5x, 3.75x as many (--layer-policy squeezenet; default %(default)s: 10.9%% of squeezenet1_1 kept)")
+    p.add_argument("--layer-policy", choices=list(LAYER_POLICIES), default=_DEFAULTS.layer_policy,
                    help="uniform: remove --sparsity of every layer (the paper's 0.67 keeps a third)")
-    p.add_argument("--bits", type=int, default=3, help="bits per shared weight, 1-8 (default 3; the paper used 8 and 6 on ImageNet)")
-    p.add_argument("--fc-bits", type=int, default=None, help="bits for the classifier layer (default: --bits)")
-    p.add_argument("--finetune-epochs", type=int, default=3, help="fine-tuning epochs after each pruning round and after quantizing (default 3)")
-    p.add_argument("--prune-steps", type=int, default=4, help="gradual pruning rounds, each followed by fine-tuning (default 4)")
+    p.add_argument("--bits", type=int, default=_DEFAULTS.bits,
+                   help="bits per shared weight, 1-8 (default %(default)s; the paper used 8 and 6 on ImageNet)")
+    p.add_argument("--fc-bits", type=int, default=_DEFAULTS.fc_bits, help="bits for the classifier layer (default: --bits)")
+    p.add_argument("--finetune-epochs", type=int, default=_DEFAULTS.finetune_epochs,
+                   help="fine-tuning epochs after each pruning round and after quantizing")
+    p.add_argument("--prune-steps", type=int, default=_DEFAULTS.prune_steps,
+                   help="gradual pruning rounds, each followed by fine-tuning")
     p.add_argument("--data", default=None, metavar="SPEC", help="data to fine-tune/evaluate on (default: the checkpoint's, with its validation split)")
-    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate of fine-tuning after pruning (SGD, Nesterov; default 0.02)")
-    p.add_argument("--centroid-lr", type=float, default=0.005, help="peak learning rate of fine-tuning the shared weights (default 0.005)")
-    p.add_argument("--raw-dtype", choices=["float16", "float32"], default="float16",
-                   help="how batch norm and biases are stored (default float16)")
+    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate of fine-tuning after pruning (SGD, Nesterov)")
+    p.add_argument("--centroid-lr", type=float, default=0.005, help="peak learning rate of fine-tuning the shared weights")
+    p.add_argument("--raw-dtype", choices=list(RAW_FLOAT_DTYPES), default=_DEFAULTS.raw_dtype,
+                   help="how batch norm and biases are stored")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--report-dir", default=None, help="where report.json/.txt and weights.png go (default: OUT_report/)")
@@ -36,13 +45,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from squeezelab.cli.output import print_json
-    from squeezelab.compress.pipeline import CompressConfig
+    from squeezelab.cli.output import print_json, say
     from squeezelab.compress.run import compress_checkpoint
     from squeezelab.report.compression import format_compression_report
 
-    from squeezelab.errors import SqueezelabError
-
+    if Path(args.checkpoint).suffix.lower() in (".sqz", ".onnx"):
+        raise SqueezelabError(f"compress needs a .pt checkpoint written by `squeezelab train`; {args.checkpoint} is "
+                              f"already an exported model ({Path(args.checkpoint).suffix.lower()})")
     for flag, value in (("--lr", args.lr), ("--centroid-lr", args.centroid_lr), ("--batch-size", args.batch_size)):
         if not value > 0:
             raise SqueezelabError(f"{flag} must be > 0, got {value}")
@@ -52,15 +61,18 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = CompressConfig(sparsity=args.sparsity, bits=args.bits, fc_bits=args.fc_bits, finetune_epochs=args.finetune_epochs,
-                            layer_policy=args.layer_policy, prune_steps=args.prune_steps, raw_dtype=args.raw_dtype)
-    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    config = CompressConfig(sparsity_3x3=args.sparsity_3x3, bits=args.bits, fc_bits=args.fc_bits,
+                            finetune_epochs=args.finetune_epochs, layer_policy=args.layer_policy,
+                            prune_steps=args.prune_steps, raw_dtype=args.raw_dtype)
+    log = print if not args.json and sys.stdout.isatty() else say  # progress: stderr unless on a terminal
     report = compress_checkpoint(
         args.checkpoint, args.output, config, data_spec=args.data, report_dir=args.report_dir,
         lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, log=log,
     )
     if args.json:
-        print_json({**report.to_dict(), "output": args.output, "report_dir": report.report_dir})
+        result = report.to_dict()
+        result["config"].setdefault("sparsity", config.sparsity_3x3)  # the key's older name, for scripts
+        print_json({**result, "output": args.output, "report_dir": report.report_dir})
     else:
         print(format_compression_report(report))
         print(f"wrote {args.output}; report and weight plot in {report.report_dir}")

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 
-from squeezelab.export.int8 import DEFAULT_FORMAT, FORMATS
-from squeezelab.export.onnx import DEFAULT_OPSET
+from squeezelab.export.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_INT8_FORMAT, DEFAULT_OPSET, INT8_FORMATS
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a model file to ONNX (checked against PyTorch), optionally int8")
     p.add_argument("model", metavar="CKPT|SQZ", help="a .pt checkpoint or .sqz file")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     p.add_argument("--dynamic-batch", action="store_true", help="let the batch dimension vary (default: batch 1)")
-    p.add_argument("--input-size", type=int, default=None, help="input height/width (default: the model's crop)")
+    p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
+                   help="input height/width (default: the model's crop)")
     p.add_argument("--int8", action="store_true", help="also write an int8 model (ONNX Runtime static quantization)")
     p.add_argument("--calib-data", metavar="SPEC", help="real images to calibrate int8 on (a folder or data spec)")
-    p.add_argument("--calib-images", type=int, default=256, help="how many calibration images (default 256)")
-    p.add_argument("--int8-format", choices=list(FORMATS), default=DEFAULT_FORMAT,
+    p.add_argument("--calib-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, help="how many calibration images")
+    p.add_argument("--int8-format", choices=list(INT8_FORMATS), default=DEFAULT_INT8_FORMAT,
                    help="qdq (U8S8, default: fast on VNNI CPUs and portable), qoperator (U8S8), "
                         "qdq_s8s8 (ONNX Runtime's default; slower on this CPU)")
     p.add_argument("--int8-output", help="where the int8 model goes (default: OUTPUT with .int8.onnx)")
@@ -31,7 +31,7 @@ def run(args) -> int:
     from squeezelab.loading import load_model
 
     report = export_model(load_model(args.model), args.output, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                          input_size=args.input_size, int8=args.int8, calib_data=args.calib_data,
+                          input_size=args.image_size, int8=args.int8, calib_data=args.calib_data,
                           calib_images=args.calib_images, int8_format=args.int8_format, int8_output=args.int8_output)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -5,25 +5,22 @@
     save(model, "model.sqz"); load("model.sqz")          # Section 4 + the .sqz file format
     recalibrate_batch_norm_(model, batches)              # batch-norm statistics after either step
 
-`compress_model` runs the whole pipeline with fine-tuning (what `squeezelab compress` calls).
+`compress_model` runs the whole pipeline with fine-tuning (what `squeezelab compress` calls). The
+configs are plain data (`compress.config`, no torch); the functions load on first use.
 """
 
-from squeezelab.compress.batchnorm import fold_batch_norm_, recalibrate_batch_norm_
-from squeezelab.compress.codec import LayerStats, decode, encode, load, save
-from squeezelab.compress.policy import paper_density_table
-from squeezelab.compress.prune import (
-    ChannelPruneConfig,
-    PruneConfig,
-    finalize_,
-    layer_densities,
-    overall_density,
-    prune,
-    prune_channels,
-)
-from squeezelab.compress.quantize import QuantConfig, kmeans_1d, quantize_, shared_layers
+from squeezelab.compress.config import ChannelPruneConfig, CompressConfig, PruneConfig, QuantConfig
+from squeezelab.utils.lazy import lazy_exports
 
-__all__ = [
-    "ChannelPruneConfig", "LayerStats", "PruneConfig", "QuantConfig", "decode", "encode", "finalize_",
-    "fold_batch_norm_", "kmeans_1d", "recalibrate_batch_norm_", "layer_densities", "load", "overall_density", "paper_density_table", "prune",
-    "prune_channels", "quantize_", "save", "shared_layers",
-]
+_FUNCTIONS = {
+    "squeezelab.compress.batchnorm": ["fold_batch_norm_", "recalibrate_batch_norm_"],
+    "squeezelab.compress.codec": ["LayerStats", "decode", "encode", "load", "save"],
+    "squeezelab.compress.policy": ["paper_density_table"],
+    "squeezelab.compress.prune": ["finalize_", "layer_densities", "overall_density", "prune", "prune_channels"],
+    "squeezelab.compress.quantize": ["kmeans_1d", "quantize_", "shared_layers"],
+    "squeezelab.compress.pipeline": ["compress_model"],
+}
+
+__all__ = ["ChannelPruneConfig", "CompressConfig", "PruneConfig", "QuantConfig",
+           *(name for names in _FUNCTIONS.values() for name in names)]
+__getattr__, __dir__ = lazy_exports(__name__, {name: module for module, names in _FUNCTIONS.items() for name in names})

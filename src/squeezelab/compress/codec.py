@@ -36,7 +36,8 @@ from torch import nn
 
 from squeezelab.compress.huffman import MAX_CODE_LENGTH, HuffmanCoded, huffman_decode, huffman_encode
 from squeezelab.compress.prune import config_of
-from squeezelab.compress.quantize import MAX_BITS, shared_layers
+from squeezelab.compress.config import DEFAULT_GAP_BITS, MAX_BITS, RAW_FLOAT_DTYPES
+from squeezelab.compress.quantize import shared_layers
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.models.config import ModelConfig
 from squeezelab.preprocessing import Preprocessing
@@ -48,7 +49,6 @@ READABLE_VERSIONS = (1, 2)
 FLAG_DEFLATED_HEADER = 1
 PREFIX = struct.Struct("<8sHHIQ")  # magic, version, flags, header length, file length
 DIGEST_BYTES = 32
-DEFAULT_GAP_BITS = 4  # REFERENCE.md: the released SqueezeNet model uses 4-bit index gaps
 
 # Limits checked before anything is allocated: far above any SqueezeNet, far below harm.
 MAX_FILE_BYTES = 512 << 20
@@ -56,7 +56,6 @@ MAX_HEADER_BYTES = 16 << 20
 MAX_TENSOR_ELEMENTS = 1 << 28
 MAX_TOTAL_ELEMENTS = 1 << 29
 RAW_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
-RAW_FLOAT_DTYPES = ("float32", "float16")  # what `encode(raw_dtype=...)` may store floats as
 FORBIDDEN_OPTIONS = ("weights", "weights_file")  # would make the loader read other files
 
 

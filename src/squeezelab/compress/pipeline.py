@@ -26,52 +26,17 @@ from typing import Callable
 from torch import nn
 
 from squeezelab.compress.batchnorm import fold_batch_norm_
-from squeezelab.compress.codec import DEFAULT_GAP_BITS, RAW_FLOAT_DTYPES, LayerStats, decode, encode
-from squeezelab.compress.policy import LAYER_POLICIES, gradual_densities, policy_densities
-from squeezelab.compress.prune import PruneConfig, overall_density, prune
-from squeezelab.compress.quantize import QuantConfig, quantize_
+from squeezelab.compress.codec import LayerStats, decode, encode
+from squeezelab.compress.config import CompressConfig, PruneConfig, QuantConfig
+from squeezelab.compress.policy import gradual_densities, policy_densities
+from squeezelab.compress.prune import overall_density, prune
+from squeezelab.compress.quantize import quantize_
 from squeezelab.errors import SqueezelabError
 
 FineTune = Callable[[nn.Module, int], None]  # (model, epochs): train in place
 Evaluate = Callable[[nn.Module], float]  # model -> validation top-1 as a fraction
 Calibrate = Callable[[nn.Module], None]  # model -> batch-norm statistics measured again, in place
 
-@dataclasses.dataclass(frozen=True)
-class CompressConfig:
-    """Settings of one compression run.
-
-    `sparsity` is the fraction removed from the 3x3 layers under the `squeezenet` layer policy
-    (the others keep more, see `policy_densities`) or from every layer under `uniform`;
-    `densities` overrides single layers. `finetune_epochs` run after each of the `prune_steps`
-    pruning rounds and once after weight sharing. `raw_dtype` stores the unshared tensors
-    (batch norm, biases); `fold_batch_norm` stores batch norm as scale and shift.
-    """
-
-    sparsity: float = 0.92
-    bits: int = 3
-    fc_bits: int | None = None
-    densities: dict[str, float] | None = None
-    finetune_epochs: int = 3
-    gap_bits: int = DEFAULT_GAP_BITS
-    layer_policy: str = "squeezenet"
-    prune_steps: int = 4
-    raw_dtype: str = "float16"
-    fold_batch_norm: bool = True
-
-    def __post_init__(self):
-        if self.finetune_epochs < 0:
-            raise SqueezelabError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
-        if not 1 <= self.prune_steps <= 100:
-            raise SqueezelabError(f"--prune-steps must be between 1 and 100, got {self.prune_steps}")
-        if self.layer_policy not in LAYER_POLICIES:
-            raise SqueezelabError(f"--layer-policy must be one of {', '.join(LAYER_POLICIES)}, got {self.layer_policy!r}")
-        if self.raw_dtype not in RAW_FLOAT_DTYPES:
-            raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {self.raw_dtype!r}")
-        PruneConfig(sparsity=self.sparsity, densities=self.densities)  # validates
-        QuantConfig(bits=self.bits, fc_bits=self.fc_bits)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -126,7 +91,7 @@ def compress_model(
     start = time.perf_counter()
     original = fp32_bytes(model)
     acc_before = evaluate(model) if evaluate else None
-    final = {**policy_densities(model, config.sparsity, config.layer_policy), **(config.densities or {})}
+    final = {**policy_densities(model, config.sparsity_3x3, config.layer_policy), **(config.densities or {})}
     for step in range(1, config.prune_steps + 1):
         prune(model, PruneConfig(sparsity=0.0, densities=gradual_densities(final, step, config.prune_steps)))
         log(f"pruning round {step}/{config.prune_steps}: {overall_density(model):.1%} of the weights kept")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from squeezelab.compress.config import LAYER_POLICIES
 from squeezelab.compress.prune import LayerFilter, conv_and_linear, selected_layers
 from squeezelab.errors import SqueezelabError
 
-LAYER_POLICIES = ("squeezenet", "uniform")
 PAPER_DENSITY = {"first": 1.0, "1x1": 0.99, "3x3": 0.33, "classifier": 0.21}
 ROLE_DENSITY_FACTOR = {"first": 6.25, "classifier": 3.75, "1x1": 2.5, "3x3": 1.0}  # x the 3x3 density, capped at 1
 
@@ -45,8 +45,8 @@ def paper_density_table(model: nn.Module, filter: LayerFilter = conv_and_linear)
     return {name: PAPER_DENSITY[role] for name, role in _roles(model, filter).items()}
 
 
-def policy_densities(model: nn.Module, sparsity: float, policy: str = "squeezenet") -> dict[str, float]:
-    """{layer: fraction kept}: `1 - sparsity` everywhere (`uniform`), or for the 3x3 layers with
+def policy_densities(model: nn.Module, sparsity_3x3: float, policy: str = "squeezenet") -> dict[str, float]:
+    """{layer: fraction kept}: `1 - sparsity_3x3` everywhere (`uniform`), or for the 3x3 layers with
     the others kept denser by `ROLE_DENSITY_FACTOR` (`squeezenet`).
 
     >>> from squeezelab import create_model
@@ -57,7 +57,7 @@ def policy_densities(model: nn.Module, sparsity: float, policy: str = "squeezene
     if policy not in LAYER_POLICIES:
         raise SqueezelabError(f"layer policy must be one of {', '.join(LAYER_POLICIES)}, got {policy!r}")
     roles = _roles(model)
-    density = 1.0 - sparsity
+    density = 1.0 - sparsity_3x3
     if policy == "uniform":
         return {name: density for name in roles}
     return {name: round(min(1.0, density * ROLE_DENSITY_FACTOR[role]), 6) for name, role in roles.items()}

@@ -21,13 +21,13 @@ config (`create_model(name, table=...)`) and saves and reloads like any other.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from squeezelab.compress.config import ChannelPruneConfig, PruneConfig
 from squeezelab.errors import SqueezelabError
 
 LayerFilter = Callable[[str, nn.Module], bool]
@@ -38,27 +38,6 @@ def conv_and_linear(name: str, module: nn.Module) -> bool:
     return isinstance(module, (nn.Conv2d, nn.Linear))
 
 
-@dataclasses.dataclass(frozen=True)
-class PruneConfig:
-    """How much to prune: `sparsity` (fraction removed) in every selected layer, or a per-layer
-    `densities` table {module name: fraction kept} that overrides it for the layers it names.
-
-    `scope="global"` ranks all selected weights together by magnitude instead (one threshold).
-    """
-
-    sparsity: float = 0.67
-    densities: dict[str, float] | None = None
-    scope: str = "layer"
-    filter: LayerFilter = conv_and_linear
-
-    def __post_init__(self):
-        if not 0.0 <= self.sparsity < 1.0:
-            raise SqueezelabError(f"sparsity must be in [0, 1), got {self.sparsity}; 0.67 keeps a third as the paper")
-        if self.scope not in ("layer", "global"):
-            raise SqueezelabError(f"prune scope must be 'layer' or 'global', got {self.scope!r}")
-        for name, density in (self.densities or {}).items():
-            if not 0.0 < density <= 1.0:
-                raise SqueezelabError(f"density for {name} must be in (0, 1], got {density}")
 
 
 class Mask(nn.Module):
@@ -121,9 +100,9 @@ def _global_densities(layers: dict[str, nn.Module], sparsity: float) -> dict[str
     return {n: float((m.weight.detach().abs() >= threshold).float().mean()) for n, m in layers.items()}
 
 
-def prune(model: nn.Module, config: PruneConfig = PruneConfig()) -> nn.Module:
-    """Magnitude-prune the selected layers in place (masks as parametrizations); returns the model."""
-    layers = layers_to_compress(model, config.filter, config.densities, "prune", "density table")
+def prune(model: nn.Module, config: PruneConfig = PruneConfig(), *, filter_fn: LayerFilter = conv_and_linear) -> nn.Module:
+    """Magnitude-prune the layers `filter_fn` selects, in place (masks as parametrizations); returns the model."""
+    layers = layers_to_compress(model, filter_fn, config.densities, "prune", "density table")
     if config.scope == "global":
         densities = _global_densities(layers, config.sparsity)
     else:
@@ -157,35 +136,26 @@ def finalize_(model: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- structured (channel) pruning
 
 
-@dataclasses.dataclass(frozen=True)
-class ChannelPruneConfig:
-    """Remove `squeeze_amount` of each Fire's squeeze channels and `expand_amount` of its expand
-    channels, the ones with the smallest L1 filter norm (`importance` is pluggable)."""
-
-    squeeze_amount: float = 0.25
-    expand_amount: float = 0.0
-    importance: Callable[[torch.Tensor], torch.Tensor] = lambda w: w.detach().abs().flatten(1).sum(1)
-
-    def __post_init__(self):
-        for label, value in (("squeeze_amount", self.squeeze_amount), ("expand_amount", self.expand_amount)):
-            if not 0.0 <= value < 1.0:
-                raise SqueezelabError(f"{label} must be in [0, 1), got {value}")
-
-
 def _keep(weight: torch.Tensor, amount: float, importance) -> torch.Tensor:
     n = weight.shape[0]
     keep = max(1, n - int(round(amount * n)))
     return torch.sort(torch.topk(importance(weight), keep).indices).values
 
 
-def _fire_keeps(fire, config: ChannelPruneConfig):
-    squeeze = _keep(fire.squeeze.weight, config.squeeze_amount, config.importance)
-    e1 = _keep(fire.expand1x1.weight, config.expand_amount, config.importance)
-    e3 = _keep(fire.expand3x3.weight, config.expand_amount, config.importance)
+def l1_norm(weight: torch.Tensor) -> torch.Tensor:
+    """The default channel importance: the L1 norm of each output channel's filter."""
+    return weight.detach().abs().flatten(1).sum(1)
+
+
+def _fire_keeps(fire, config: ChannelPruneConfig, importance):
+    squeeze = _keep(fire.squeeze.weight, config.squeeze_amount, importance)
+    e1 = _keep(fire.expand1x1.weight, config.expand_amount, importance)
+    e3 = _keep(fire.expand3x3.weight, config.expand_amount, importance)
     return squeeze, e1, e3
 
 
-def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneConfig()) -> nn.Module:
+def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneConfig(), *,
+                   importance: Callable[[torch.Tensor], torch.Tensor] = l1_norm) -> nn.Module:
     """A new, smaller model with Fire channels removed and its table rewritten.
 
     The result's `model_config` holds the new table, so a checkpoint of it rebuilds by itself.
@@ -208,7 +178,7 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
     if config.expand_amount and any(f.bypass != "none" or hasattr(f, "se") for f in fires):
         raise SqueezelabError("expand-channel pruning does not support bypass or SE models; use squeeze_amount only")
     base = config_of(model)
-    keeps = {id(f): _fire_keeps(f, config) for f in fires}
+    keeps = {id(f): _fire_keeps(f, config, importance) for f in fires}
     table, fire_iter = [], iter(fires)
     for row in model.table:
         if row[0] == "fire":

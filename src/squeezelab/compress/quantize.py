@@ -24,43 +24,13 @@ True
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from squeezelab.compress.config import QuantConfig
 from squeezelab.compress.prune import LayerFilter, conv_and_linear, current_mask, layers_to_compress
-from squeezelab.errors import SqueezelabError
-
-MIN_BITS, MAX_BITS = 1, 8
-
-
-@dataclasses.dataclass(frozen=True)
-class QuantConfig:
-    """Bits per shared weight: `bits` for every layer, `fc_bits` for the classifier (the paper
-    used 8 bits for conv and 5 for fc layers in AlexNet), `layer_bits` {module name: bits} to
-    override single layers. `iterations` bounds k-means."""
-
-    bits: int = 8
-    fc_bits: int | None = None
-    layer_bits: dict[str, int] | None = None
-    iterations: int = 30
-    filter: LayerFilter = conv_and_linear
-
-    def __post_init__(self):
-        for label, b in [("bits", self.bits), ("fc_bits", self.fc_bits), *(self.layer_bits or {}).items()]:
-            if b is not None and not MIN_BITS <= b <= MAX_BITS:
-                raise SqueezelabError(f"{label} must be between {MIN_BITS} and {MAX_BITS}, got {b}; the paper used 8 and 6")
-
-    def bits_for(self, name: str) -> int:
-        if self.layer_bits and name in self.layer_bits:
-            return self.layer_bits[name]
-        if self.fc_bits is not None and name.startswith("classifier"):
-            return self.fc_bits
-        return self.bits
-
 
 def kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
     """Cluster 1-D `values` into at most `k` centroids with linear initialisation.
@@ -128,9 +98,9 @@ def quantize_layer_(module: nn.Module, bits: int, iterations: int = 30) -> Share
     return shared
 
 
-def quantize_(model: nn.Module, config: QuantConfig = QuantConfig()) -> nn.Module:
-    """Share the weights of the selected layers in place; returns the model."""
-    layers = layers_to_compress(model, config.filter, config.layer_bits, "quantize", "layer_bits")
+def quantize_(model: nn.Module, config: QuantConfig = QuantConfig(), *, filter_fn: LayerFilter = conv_and_linear) -> nn.Module:
+    """Share the weights of the layers `filter_fn` selects, in place; returns the model."""
+    layers = layers_to_compress(model, filter_fn, config.layer_bits, "quantize", "layer_bits")
     for name, module in layers.items():
         quantize_layer_(module, config.bits_for(name), config.iterations)
     return model

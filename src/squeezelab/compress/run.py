@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from squeezelab.compress.pipeline import CompressConfig, CompressReport, compress_model
+from squeezelab.compress.config import CompressConfig
+from squeezelab.compress.pipeline import CompressReport, compress_model
 from squeezelab.errors import SqueezelabError
 from squeezelab.report.compression import format_compression_report
 from squeezelab.report.plots import plot_weight_distribution

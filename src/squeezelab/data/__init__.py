@@ -7,7 +7,8 @@
 """
 
 from squeezelab.data.config import DataConfig
-from squeezelab.data.dataset import Dataset
-from squeezelab.data.datasets import open_dataset
+from squeezelab.utils.lazy import lazy_exports
 
 __all__ = ["DataConfig", "Dataset", "open_dataset"]
+__getattr__, __dir__ = lazy_exports(__name__, {"Dataset": "squeezelab.data.dataset",
+                                               "open_dataset": "squeezelab.data.datasets"})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from squeezelab.data.config import DataConfig
+from squeezelab.data.config import ALL_IMAGES, DataConfig, evaluation_config, same_source
 from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
@@ -76,7 +76,9 @@ def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tens
                     augment: Augment) -> Dataset:
     """Split (or replay the recorded split of) one tensor data set."""
     check_classes(classes, config.spec)
-    if config.split and "val" in config.split:
+    if config.split == ALL_IMAGES:  # evaluation only: every image, the training split the same
+        train = val = list(range(len(labels)))
+    elif config.split and "val" in config.split:
         val = [int(i) for i in config.split["val"]]
         if val and (min(val) < 0 or max(val) >= len(labels)):
             raise SqueezelabError(f"the recorded split of {config.spec!r} does not fit this data ({len(labels)} images)")
@@ -84,7 +86,7 @@ def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tens
         train = [i for i in range(len(labels)) if i not in val_set]
     else:
         train, val = stratified_split(labels.tolist(), config.val_fraction, config.seed)
-    config = config.replace(image_size=images.shape[-1], split={"val": val})
+    config = config.replace(image_size=images.shape[-1], split=ALL_IMAGES if config.split == ALL_IMAGES else {"val": val})
     train_t, val_t = torch.tensor(train, dtype=torch.long), torch.tensor(val, dtype=torch.long)
     preprocessing = stats_preprocessing(images[train_t], images.shape[-1])
     return Dataset(config, classes, preprocessing, TensorSplit(images[train_t], labels[train_t]),
@@ -92,13 +94,18 @@ def _tensor_dataset(config: DataConfig, images: torch.Tensor, labels: torch.Tens
 
 
 def open_recorded_dataset(recorded: dict | None, data_spec: str | None, *, classes: list[str], preprocessing: Preprocessing,
-                          where: str, skip_bad_images: bool = False) -> Dataset:
+                          where: str, skip_bad_images: bool = False, held_out: bool = False) -> Dataset:
     """The data a model file records (with its validation split), or `data_spec` instead, in the
     model's normalisation: what eval and compress measure on, so before/after figures compare
-    like with like. `recorded` is the DataConfig dict a checkpoint or .sqz header holds."""
+    like with like. `recorded` is the DataConfig dict a checkpoint or .sqz header holds.
+
+    held_out (eval): data other than the recorded is measured whole (`evaluation_config`), since
+    none of it was trained on; otherwise (compress) it is split, to fine-tune on one part."""
     if data_spec is None and not recorded:
         raise SqueezelabError(f"{where} records no data set; pass --data SPEC (e.g. --data digits)")
-    if recorded and data_spec in (None, recorded.get("spec")):
+    if held_out:
+        config = evaluation_config(recorded, data_spec, image_size=preprocessing.crop, skip_bad_images=skip_bad_images)
+    elif recorded and (data_spec is None or same_source(data_spec, recorded.get("spec", ""))):
         config = DataConfig.from_dict({**recorded, "skip_bad_images": skip_bad_images or recorded.get("skip_bad_images", False)})
     else:
         config = DataConfig(data_spec, image_size=preprocessing.crop, skip_bad_images=skip_bad_images)

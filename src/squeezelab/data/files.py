@@ -25,7 +25,7 @@ from typing import Iterator
 
 import torch
 
-from squeezelab.data.config import DataConfig
+from squeezelab.data.config import ALL_IMAGES, DataConfig
 from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
 from squeezelab.data.images import BadImageError, is_candidate, open_image
 from squeezelab.data.split import stratified_split
@@ -125,7 +125,9 @@ def _check_items(items, root: Path) -> None:
 
 def _split_and_build(config: DataConfig, items, classes, base: Path):
     check_classes(classes, config.spec)
-    if config.split and "val" in config.split:
+    if config.split == ALL_IMAGES:
+        train_items, val_items = [], list(items)
+    elif config.split and "val" in config.split:
         wanted = set(config.split["val"])
         val_items = [it for it in items if _relative(it[0], base) in wanted]
         train_items = [it for it in items if _relative(it[0], base) not in wanted]
@@ -200,11 +202,15 @@ def _build(config: DataConfig, train_items, val_items, classes, base: Path, reco
     skipped: list[str] = []
     train_items, train_images = _decode_all(train_items, size if small else None, config.skip_bad_images, skipped)
     val_items, val_images = _decode_all(val_items, size if small else None, config.skip_bad_images, skipped)
+    if config.split == ALL_IMAGES:  # evaluation only: the training split is the same images
+        train_items, train_images = val_items, val_images
     if not train_items or not val_items:
         raise SqueezelabError(f"{config.spec}: no usable images left in the {'training' if not train_items else 'validation'} "
                               "split; add images or lower --val-fraction")
     index = {c: i for i, c in enumerate(classes)}
     split = {"val": [_relative(p, base) for p, _ in val_items]} if recorded_split else None
+    if config.split == ALL_IMAGES:  # recorded as such: which images were measured
+        split = ALL_IMAGES
     config = config.replace(image_size=size, split=split)
     if small:
         train = TensorSplit(torch.stack(train_images), torch.tensor([index[c] for _, c in train_items]))

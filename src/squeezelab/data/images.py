@@ -38,6 +38,30 @@ def is_candidate(path: Path) -> bool:
     return not name.startswith(".") and name.lower() not in JUNK_NAMES and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def image_files(paths) -> list[Path]:
+    """Files and folders -> image files: a file as given, a folder as every image under it
+    (recursively, sorted, hidden and junk files left out, each linked folder visited once).
+
+    >>> image_files([])
+    []
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        seen: set[str] = set()
+        for folder, dirs, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(Path(folder) / f for f in sorted(files) if is_candidate(Path(f)))
+    return found
+
+
 def open_image(path: str | os.PathLike):
     """The image at `path` as an RGB PIL image, fully decoded.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from squeezelab.data.config import describe_evaluation
 from squeezelab.data.datasets import open_recorded_dataset
 from squeezelab.evaluate.predict import evaluate
 from squeezelab.loading import load_model
@@ -16,8 +17,9 @@ from squeezelab.train.checkpoint import load_checkpoint
 
 def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batch_size: int = 256,
                   skip_bad_images: bool = False) -> dict:
-    """Load a model file and evaluate it; without `data_spec`, on the validation split recorded in
-    the checkpoint (or in the .sqz's header). Returns EvalResult.to_dict() plus `data` and `path`.
+    """Load a model file and evaluate it; without `data_spec` (or with the run's own data), on the
+    validation split recorded in the checkpoint (or in the .sqz's header), otherwise on all of
+    `data_spec`. Returns EvalResult.to_dict() plus `data`, `images` (which images, in words) and `path`.
 
     >>> evaluate_file("runs/latest/best.pt")["top1"]  # doctest: +SKIP
     """
@@ -28,6 +30,6 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
     elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
         recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
     data = open_recorded_dataset(recorded, data_spec, classes=model.classes, preprocessing=model.preprocessing,
-                                 where=str(path), skip_bad_images=skip_bad_images)
+                                 where=str(path), skip_bad_images=skip_bad_images, held_out=True)
     result = evaluate(model, data, batch_size=batch_size).to_dict()
-    return {**result, "data": data.config.spec, "path": str(path)}
+    return {**result, "data": data.config.spec, "images": describe_evaluation(data.config), "path": str(path)}

@@ -74,7 +74,7 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
     `model.preprocessing` (set by `squeezelab.load_model`). Any size and mode; bad files raise
     `BadImageError` naming the file.
 
-    Returns [{"path": str, "predictions": [{"class": name, "probability": p}, ...]}, ...],
+    Returns [{"path": str, "predictions": [{"label": name, "class": name, "probability": p}, ...]}, ...],
     most probable first.
     """
     images = [open_image(p) for p in image_paths]
@@ -88,6 +88,7 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
             x = model.preprocessing.images_to_batch([image]).to(device)
             probs = torch.softmax(model(x).float(), dim=1)[0].cpu()
             top = probs.topk(k)
-            results.append({"path": str(path), "predictions": [
-                {"class": classes[i], "probability": round(float(p), 6)} for p, i in zip(top.values, top.indices)]})
+            results.append({"path": str(path), "predictions": [  # "label" as the service; "class" kept
+                {"label": classes[i], "class": classes[i], "probability": round(float(p), 6)}
+                for p, i in zip(top.values, top.indices)]})
     return results

@@ -26,15 +26,15 @@ import torch
 from torch import nn
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.export.config import BENCH_BACKENDS, DEFAULT_BENCH_BACKENDS, DEFAULT_BENCH_MODELS, REGISTRY_INPUT_SIZE
 from squeezelab.utils.timing import time_call
 
-BACKENDS = ("eager", "channels_last", "bf16", "compile", "ort_fp32", "ort_int8", "ort_int8_qoperator", "ort_int8_s8s8")
-DEFAULT_BACKENDS = ("eager", "channels_last", "ort_fp32", "ort_int8")
-DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small", "tv/shufflenet_v2_x1_0")
+BACKENDS, DEFAULT_BACKENDS, DEFAULT_MODELS = BENCH_BACKENDS, DEFAULT_BENCH_BACKENDS, DEFAULT_BENCH_MODELS
 
 
 def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
-    """A registry name or a model file (.pt, .sqz) -> (label, model in eval mode)."""
+    """A registry name or a model file (.pt, .sqz) -> (label, model in eval mode); a file is
+    labelled by its path as given, so runs/a/best.pt and runs/b/best.pt stay apart."""
     from squeezelab.loading import load_model
     from squeezelab.models import create_model, list_models
 
@@ -43,7 +43,7 @@ def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
     if spec in list_models():
         return spec, create_model(spec).eval()
     if os.path.exists(spec):
-        return Path(spec).name, load_model(spec).eval()
+        return str(spec), load_model(spec).eval()
     return spec, create_model(spec).eval()  # raises the registry's "unknown model, did you mean" error
 
 
@@ -91,7 +91,7 @@ def benchmark_model(
     spec: str | nn.Module,
     *,
     batches: Sequence[int] = (1, 8, 32),
-    input_size: int = 224,
+    input_size: int | None = None,
     backends: Sequence[str] = DEFAULT_BACKENDS,
     threads: int | None = None,
     min_seconds: float = 1.0,
@@ -99,6 +99,9 @@ def benchmark_model(
 ) -> list[dict]:
     """Rows of {model, backend, batch, input_size, ms_median, ms_p90, images_per_s, size_bytes,
     ratio_vs_eager} for one model; eager is always measured first as the reference.
+
+    input_size None: the size the model was trained for (a file's preprocessing crop), or 224 for
+    a registry model; a model trained at 48 px timed at 224 px would describe another workload.
 
     >>> rows = benchmark_model("squeezenet1_1", batches=[1], input_size=64, backends=["eager"], min_seconds=0.05)
     >>> rows[0]["ratio_vs_eager"]
@@ -112,6 +115,7 @@ def benchmark_model(
     backends = ["eager", *[b for b in backends if b != "eager"]]
     label, model = resolve_model(spec)
     model = model.float().eval()
+    input_size = input_size or getattr(getattr(model, "preprocessing", None), "crop", None) or REGISTRY_INPUT_SIZE
     if threads:
         torch.set_num_threads(threads)
     rows: list[dict] = []

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.export.config import DEFAULT_INT8_FORMAT, INT8_FORMATS
 from squeezelab.export.onnx import INPUT_NAME, make_session
 from squeezelab.utils.atomic import atomic_write_bytes
 
-FORMATS = ("qdq", "qoperator", "qdq_s8s8")
-DEFAULT_FORMAT = "qdq"
+FORMATS, DEFAULT_FORMAT = INT8_FORMATS, DEFAULT_INT8_FORMAT
 
 
 @dataclasses.dataclass(frozen=True)

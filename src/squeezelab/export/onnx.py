@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
+from squeezelab.export.config import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
 from squeezelab.utils.atomic import atomic_write_bytes
 
-DEFAULT_OPSET = 17  # ORT's quantizer needs >= 12 for quantized MaxPool; 17 is widely supported
-MIN_OPSET, MAX_OPSET = 12, 21
 MAX_ONNX_BYTES = 512 * 2**20  # refuse to parse anything larger than 512 MiB
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 META_PREFIX = "squeezelab."

@@ -13,11 +13,12 @@ large photo cheap to serve.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from squeezelab.serve.config import ServeLimits  # noqa: F401  (the limits live with the other plain configs)
 
 ALLOWED_TYPES = ("image/", "application/octet-stream")
 
@@ -29,19 +30,6 @@ class UploadError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclasses.dataclass(frozen=True)
-class ServeLimits:
-    """The service's resource bounds (all documented in the README's serving section)."""
-
-    max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = 25_000_000
-    workers: int = 1  # inference threads; each model call already uses every core
-    max_queue: int = 64  # requests waiting beyond the workers; more get 503 at once
-    timeout_s: float = 30.0  # per request, waiting plus inference; then 503
-    read_timeout_s: float = 30.0  # longest pause while a client sends its body; then 408
-    max_top_k: int = 100
 
 
 def check_content_type(content_type: str | None) -> None:

@@ -1,11 +1,15 @@
-"""The training recipe as one typed config, saved in every checkpoint."""
+"""The training recipe as one typed config, saved in every checkpoint, and the rules that adjust it
+to the run at hand (a resumed run's length, a batch larger than the data). Plain data: no torch."""
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import SqueezelabError, SqueezelabWarning
 from squeezelab.utils.config import JsonConfig
+
+DEFAULT_MODEL = "squeezenet1_1"  # the model that converges from scratch on small data (README, Training)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,4 +53,30 @@ class TrainConfig(JsonConfig):
             if not ok:
                 raise SqueezelabError(message)
 
+    def resumed(self, epochs_done: int, epochs: int | None, **changes) -> "TrainConfig":
+        """This recorded recipe for a run resumed after `epochs_done` epochs: `epochs`, when given,
+        becomes the run's new total (more than it had extends it; the schedule is then recomputed
+        over the new total from the step reached). A run with nothing left to train is refused:
+        resuming must train at least one epoch.
 
+        >>> TrainConfig(epochs=1).resumed(1, 3).epochs
+        3
+        """
+        total = self.epochs if epochs is None else epochs
+        if total < epochs_done:
+            raise SqueezelabError(f"--resume --epochs {total}: the run has already trained {epochs_done} epochs; "
+                                  f"pass more than {epochs_done} to extend it")
+        if total == epochs_done:
+            raise SqueezelabError(f"--resume: the run has trained all {epochs_done} epochs it was set for; pass "
+                                  f"--epochs N with N > {epochs_done} to extend it, or start a new run in another --out")
+        return dataclasses.replace(self, epochs=total, **changes)
+
+    def fitted(self, train_images: int) -> "TrainConfig":
+        """This recipe with a batch no larger than the training set (a warning says so): a batch of
+        64 over 48 images would otherwise mean one padded step an epoch without a word."""
+        if train_images < 1 or self.batch_size <= train_images:
+            return self
+        warnings.warn(f"--batch-size {self.batch_size} is larger than the {train_images} training images; using "
+                      f"{train_images} (one step an epoch: a smaller --batch-size takes more steps)",
+                      SqueezelabWarning, stacklevel=2)
+        return dataclasses.replace(self, batch_size=train_images)

@@ -170,16 +170,16 @@ class Run:
 
 def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = None, data_config: DataConfig = DataConfig(),
           train_config: TrainConfig = TrainConfig(), speed: runtime.SpeedConfig = runtime.SpeedConfig(),
-          out: str = "runs/latest", *, resume: bool = False, progress: bool = False,
-          log: Callable[[str], None] | None = None) -> dict:
+          out: str = "runs/latest", *, resume: bool = False, resume_epochs: int | None = None,
+          progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
     """Train from configs, writing checkpoints and reports to `out`; returns the result dict that
     `squeezelab train --json` prints: best_val_acc (fraction), best_epoch, final_val_acc, epochs,
     seconds, checkpoint (best.pt), last_checkpoint, out, device, world_size, train_images,
     val_images, skipped_images, model, data.
 
     model_config None: `default_model_config(data)`; a callable: called with the opened Dataset.
-    resume: continue from out/last.pt with the configs recorded there. Under torchrun, each rank
-    calls this and only rank 0 writes.
+    resume: continue from out/last.pt with the configs recorded there (`resume_epochs`: a new total,
+    see `TrainConfig.resumed`). Under torchrun, each rank calls this and only rank 0 writes.
 
     >>> result = train(data_config=DataConfig("synthetic:n=64,classes=2"),
     ...                train_config=TrainConfig(epochs=1), out="/tmp/sqz-doctest")  # doctest: +SKIP
@@ -195,7 +195,7 @@ def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = 
         runtime.configure_process(speed)
         state = None
         if resume:
-            state, (model_config, data_config, train_config) = resume_state(out, train_config)
+            state, (model_config, data_config, train_config) = resume_state(out, train_config, resume_epochs)
         run = setup(model_config, data_config, train_config, speed, device, info, out, state=state)
         say(_start_line(run))
         run_epochs(run, say, progress)
@@ -213,13 +213,16 @@ def _join(device_name: str) -> tuple[torch.device, distributed.DistInfo]:
     return device, info
 
 
-def resume_state(out: Path, train_config: TrainConfig) -> tuple[dict, tuple[ModelConfig, DataConfig, TrainConfig]]:
-    """out/last.pt and the configs it records (this call's device and workers win: the machine may differ)."""
+def resume_state(out: Path, train_config: TrainConfig, epochs: int | None = None,
+                 ) -> tuple[dict, tuple[ModelConfig, DataConfig, TrainConfig]]:
+    """out/last.pt and the configs it records (this call's device and workers win: the machine may
+    differ; `epochs`, when given, is the run's new total)."""
     last = out / "last.pt"
     if not last.is_file():
         raise SqueezelabError(f"--resume: {last} does not exist; start the run without --resume")
     state = load_checkpoint(last)
-    recorded = TrainConfig.from_dict({**state["train"], "device": train_config.device, "workers": train_config.workers})
+    recorded = TrainConfig.from_dict(state["train"]).resumed(
+        int(state["epoch"]), epochs, device=train_config.device, workers=train_config.workers)
     return state, (ModelConfig.from_dict(state["model"]), DataConfig.from_dict(state["data"]), recorded)
 
 
@@ -228,6 +231,7 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     """Open the data, build the model (pretrained weights, frozen features, or the resumed
     state), its optimizer and schedule; write config.json."""
     data = open_dataset(data_config)
+    train_config = train_config.fitted(math.ceil(len(data.train) / info.world_size))
     model_config = _model_config_for(model_config, data)
     torch.manual_seed(train_config.seed)
     model = model_config.build()
@@ -313,8 +317,8 @@ def _record(run: Run, row: dict, say: Callable[[str], None]) -> None:
     checkpoint = {**run.payload, "state_dict": e.model.state_dict(), "optimizer": e.optimizer.state_dict(),
                   "scheduler": e.scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
                   "metrics": {**row, "top1": row["val_acc"]}, "best": run.best, "history": run.history}
-    if improved:
-        save_checkpoint(run.out / "best.pt", checkpoint)
+    if improved:  # the optimizer state is for resuming, which reads last.pt
+        save_checkpoint(run.out / "best.pt", {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler")})
     save_checkpoint(run.out / "last.pt", checkpoint)
     write_metrics_csv(run.out / "metrics.csv", run.history)
 

@@ -72,6 +72,7 @@ SPEED_COLUMNS = [
     Column("model", "model", width=26),
     Column("backend", "backend", width=16),
     Column("batch", "batch", "{}", 6),
+    Column("input_size", "px", "{}", 5),  # the side measured at: a model file runs at its own
     Column("ms_median", "ms med", "{:.2f}", 10),
     Column("ms_p90", "ms p90", "{:.2f}", 10),
     Column("images_per_s", "img/s", "{:.1f}", 10),
