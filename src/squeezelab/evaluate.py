@@ -92,7 +92,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
     """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`.
 
     data: a `squeezelab.data.Dataset` (its `split` is used, not augmented) or any iterable of
-    (normalised images, labels) batches (then `classes`, or `model.classes`, names the classes).
+    (normalised images, labels) batches (then `classes`, or `model.record.classes`, names the classes).
     Under data-parallel evaluation pass rank/world_size and `reduce` (an all-reduce of a tensor).
 
     >>> from squeezelab.data import open_dataset
@@ -108,7 +108,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
         classes = list(data.classes)
         batches = data.batches(split, batch_size, train=False, rank=rank, world_size=world_size)
     else:
-        classes = list(classes or getattr(model, "classes"))
+        classes = list(classes or model.record.classes)
         batches = data
     sums = confusion_sums(model, batches, len(classes), device=dev, speed=speed)
     if reduce is not None:
@@ -117,8 +117,8 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
 
 
 def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: int = 5) -> list[dict]:
-    """Class names and probabilities for each image file, using `model.classes` and
-    `model.preprocessing` (set by `squeezelab.load_model`). Any size and mode; bad files raise
+    """Class names and probabilities for each image file, using `model.record`'s classes and
+    preprocessing (set by `squeezelab.load_model`). Any size and mode; bad files raise
     `BadImageError` naming the file.
 
     Returns [{"path": str, "predictions": [{"class": name, "probability": p}, ...]}, ...],
@@ -127,14 +127,14 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
     from squeezelab.data.images import open_image
 
     images = [open_image(p) for p in image_paths]
-    classes = list(model.classes)
+    classes = list(model.record.classes)
     k = max(1, min(topk, len(classes)))
     device = next(model.parameters()).device
     model.eval()
     results = []
     with torch.no_grad():
         for path, image in zip(image_paths, images):
-            x = model.preprocessing.images_to_batch([image]).to(device)
+            x = model.record.preprocessing.images_to_batch([image]).to(device)
             probs = torch.softmax(model(x).float(), dim=1)[0].cpu()
             top = probs.topk(k)
             results.append({"path": str(path), "predictions": [
@@ -155,23 +155,23 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
     recorded = None
     if str(path).endswith((".pt", ".pth")):
         recorded = load_checkpoint(path).get("data")
-    elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
-        recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
+    elif isinstance(model.record.notes.get("data"), dict):  # a .sqz records its checkpoint's data
+        recorded = model.record.notes["data"]
     if data_spec is None:
         if not recorded:
             raise SqueezelabError(f"{path} records no data set; pass --data")
         config = DataConfig.from_dict({**recorded, "skip_bad_images": skip_bad_images or recorded.get("skip_bad_images", False)})
     else:
-        image_size = model.preprocessing.crop
+        image_size = model.record.preprocessing.crop
         config = DataConfig(data_spec, image_size=image_size, skip_bad_images=skip_bad_images,
                             **({"seed": recorded["seed"], "val_fraction": recorded["val_fraction"]}
                                if recorded and recorded.get("spec") == data_spec else {}))
         if recorded and recorded.get("spec") == data_spec:
             config = config.replace(split=recorded.get("split"))
     data = open_dataset(config)
-    if list(data.classes) != list(model.classes):
-        raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's {list(model.classes)[:5]}...; "
+    if list(data.classes) != list(model.record.classes):
+        raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's {list(model.record.classes)[:5]}...; "
                               "evaluate on data with the same class names")
-    data.preprocessing = model.preprocessing  # the model's recorded normalisation, not the data's
+    data.preprocessing = model.record.preprocessing  # the model's recorded normalisation, not the data's
     result = evaluate(model, data, batch_size=batch_size).to_dict()
     return {**result, "data": config.spec, "path": str(path)}

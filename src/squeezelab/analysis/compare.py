@@ -85,7 +85,7 @@ def compressed_size(model) -> int | None:
     Size only: the weights are compressed without the fine-tuning that recovers accuracy
     (`squeezelab compress` does that), which changes the values but not how many bytes they take.
     """
-    if not getattr(model, "registry_name", "").startswith("squeezenet"):
+    if not model.record.name.startswith("squeezenet"):
         return None
     import copy
 

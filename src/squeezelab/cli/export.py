@@ -39,7 +39,7 @@ def run(args) -> int:
     model = load_model(args.model)
     calibration = None
     if args.calib_data:
-        preprocessing = model.preprocessing
+        preprocessing = model.record.preprocessing
         calibration = calibration_batches(args.calib_data, preprocessing, limit=args.calib_images)
     report = {"onnx": export_onnx(model, args.output, opset=args.opset, dynamic_batch=args.dynamic_batch,
                                   input_size=args.input_size,

@@ -32,14 +32,14 @@ def open_data_for(checkpoint: dict, model, data_spec: str | None):
     else:
         same = bool(recorded) and recorded.get("spec") == data_spec
         config = DataConfig.from_dict({**recorded, "spec": data_spec}) if same else DataConfig(
-            data_spec, image_size=model.preprocessing.crop)
+            data_spec, image_size=model.record.preprocessing.crop)
     data = open_dataset(config)
-    if list(data.classes) != list(model.classes):
+    if list(data.classes) != list(model.record.classes):
         raise SqueezelabError(
-            f"the data's classes {list(data.classes)[:5]} differ from the model's {list(model.classes)[:5]}; "
+            f"the data's classes {list(data.classes)[:5]} differ from the model's {list(model.record.classes)[:5]}; "
             "compress with the data the model was trained on"
         )
-    data.preprocessing = model.preprocessing
+    data.preprocessing = model.record.preprocessing
     return data, config
 
 
