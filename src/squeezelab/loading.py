@@ -43,7 +43,7 @@ class Predictor:
 
     record: ModelRecord
     kind: str  # the engine: "pytorch", "onnx", ...
-    run: Callable[[torch.Tensor], torch.Tensor]  # float32 CPU batch -> float32 CPU logits
+    run: Callable[[torch.Tensor], torch.Tensor]  # float32 CPU batch -> logits (tensor or array)
     size_bytes: int = 0
     num_params: int | None = None
     module: nn.Module | None = None  # the torch module, for formats that give one
@@ -73,7 +73,7 @@ class Predictor:
     def predict_logits(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits for a preprocessed float batch (N, 3, H, W), as a float32 CPU tensor."""
         batch = torch.as_tensor(batch, dtype=torch.float32)
-        return self.run(batch).float().cpu()
+        return torch.as_tensor(self.run(batch)).float().cpu()
 
     def __call__(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         return self.predict_logits(batch)

@@ -123,9 +123,10 @@ def _slow_predictor(seconds: float, fail: bool = False) -> Predictor:
             raise RuntimeError("boom in /home/secret/model/path.py line 12")
         return np.zeros((len(batch), 3), dtype=np.float32)
 
+    from squeezelab.models import ModelRecord
     from squeezelab.preprocessing import Preprocessing
 
-    return Predictor("slow", "pytorch", ["a", "b", "c"], Preprocessing(resize=32, crop=32), 0, 0, run)
+    return Predictor(ModelRecord("slow", {}, ("a", "b", "c"), Preprocessing(resize=32, crop=32)), "pytorch", run)
 
 
 async def _burst(app, count):

@@ -118,8 +118,7 @@ def _trained_model(name: str, config: CompareConfig, out: Path, train_fn: Callab
     result = train_fn(model=name, model_kwargs=options, data=config.data, epochs=config.epochs, seed=config.seed,
                       out_dir=out / "runs" / name.replace("/", "_"), train_options=config.train_options,
                       image_size=config.image_size)
-    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))
-    model.registry_name = name
+    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))  # its record names the registry model
     return result, model.eval()
 
 

@@ -39,7 +39,7 @@ def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
     from squeezelab.models import create_model, list_models
 
     if isinstance(spec, nn.Module):
-        return getattr(spec, "registry_name", type(spec).__name__), spec.eval()
+        return (spec.record.name if hasattr(spec, "record") else type(spec).__name__), spec.eval()
     if spec in list_models():
         return spec, create_model(spec).eval()
     if os.path.exists(spec):

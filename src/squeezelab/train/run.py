@@ -25,6 +25,7 @@ from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
+from squeezelab.models.record import Provenance
 from squeezelab.models.weights import read_state_dict
 from squeezelab.train import distributed, performance
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -108,7 +109,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
     """Train from configs, writing checkpoints and reports to `out`; returns the result dict that
     `squeezelab train --json` prints: best_val_acc (fraction), best_epoch, final_val_acc, epochs,
     seconds, checkpoint (best.pt), last_checkpoint, out, device, world_size, train_images,
-    val_images, skipped_images, model, data.
+    val_images, skipped_images, model, data, provenance (squeezelab version and git revision).
 
     model_config None: `default_model_config(data)`; a callable: called with the opened Dataset. resume: continue from out/last.pt with the
     configs recorded there. Under torchrun, each rank calls this and only rank 0 writes.
@@ -240,6 +241,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
             "device": str(device), "world_size": info.world_size, "train_images": len(data.train),
             "val_images": len(data.val), "skipped_images": len(data.skipped),
             "model": model_config.to_dict(), "data": data_config.spec,
+            "provenance": Provenance.current().to_dict(),
         }
         if info.is_main:
             atomic_write_text(out / "result.json", json.dumps(result, indent=2))
