@@ -170,7 +170,8 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
             config = config.replace(split=recorded.get("split"))
     data = open_dataset(config)
     if list(data.classes) != list(model.record.classes):
-        raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's {list(model.record.classes)[:5]}...; "
+        raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's "
+                              f"{list(model.record.classes)[:5]}...; "
                               "evaluate on data with the same class names")
     data.preprocessing = model.record.preprocessing  # the model's recorded normalisation, not the data's
     result = evaluate(model, data, batch_size=batch_size).to_dict()

@@ -80,6 +80,9 @@ def test_metadata_records_classes_and_preprocessing(tmp_path):
     loaded = load_onnx(tmp_path / "m.onnx")
     assert loaded.classes == list(model.record.classes) and loaded.name == "squeezenet1_1" and loaded.input_size == 64
     assert loaded.num_params == sum(p.numel() for p in model.parameters())
+    assert loaded.record.options == {"num_classes": 3}
+    written = json.loads(props["squeezelab.provenance"])
+    assert loaded.record.provenance.to_dict() == written and written["squeezelab_version"] is not None
 
 
 def test_caffe_preprocessing_travels_with_the_file(tmp_path):

@@ -4,8 +4,8 @@ SqueezeNet is meant for small devices and cheap servers (paper, Section 1): ONNX
 about 4x faster than PyTorch eager on CPU at batch 1 (bench/inference.py). The export is always in
 eval mode (dropout off), keeps the ceil_mode max-pools exact (ONNX MaxPool has `ceil_mode`, so no
 padding trick is needed), records the model record (name, options, class names, preprocessing,
-provenance) as ONNX metadata so a served .onnx file needs nothing else, and is checked twice: by `onnx.checker` and against PyTorch on real
-inputs (the max abs difference is reported).
+provenance) as ONNX metadata so a served .onnx file needs nothing else, and is checked twice: by
+`onnx.checker` and against PyTorch on real inputs (the max abs difference is reported).
 
 An .onnx file someone sends you is untrusted input: `load_onnx` checks its size, rejects external
 data references (they name arbitrary paths on disk), runs the checker and requires one image input

@@ -76,7 +76,8 @@ def _bypass_variant(base, bypass: str, doc: str):
 
 
 squeezenet1_0_simple_bypass = _bypass_variant(
-    squeezenet1_0, "simple", "SqueezeNet 1.0 with identity bypass around fire3, 5, 7, 9 (paper Section 6; no new parameters).")
+    squeezenet1_0, "simple",
+    "SqueezeNet 1.0 with identity bypass around fire3, 5, 7, 9 (paper Section 6; no new parameters).")
 squeezenet1_0_complex_bypass = _bypass_variant(
     squeezenet1_0, "complex", "SqueezeNet 1.0 with simple bypass plus 1x1-conv bypass around the other Fire modules.")
 squeezenet1_1_simple_bypass = _bypass_variant(

@@ -84,7 +84,8 @@ def build_module(name: str, **options) -> nn.Module:
     entry = get_entry(name)
     unknown = sorted(set(options) - set(options_of(name)))
     if unknown:
-        raise SqueezelabError(f"model {name!r} has no option {unknown[0]!r}; its options are: {', '.join(options_of(name))}")
+        raise SqueezelabError(
+            f"model {name!r} has no option {unknown[0]!r}; its options are: {', '.join(options_of(name))}")
     try:
         return entry.builder(**options)
     except TypeError as exc:

@@ -6,13 +6,14 @@ their code. It is written to a temporary file and renamed, so a kill at any mome
 the previous file or the new one.
 
 Keys of a checkpoint (every consumer relies on them):
-    format, version          "squeezelab-checkpoint", 2 (1 lacks provenance and still loads)
+    format, version          "squeezelab-checkpoint", 1
     model                    ModelConfig.to_dict(): registry name + options (incl. a pruned table)
     state_dict               the model's weights
     classes                  class names, index order
     preprocessing            Preprocessing.to_dict(): what `predict` and `export` feed the model
     provenance               Provenance.to_dict(): squeezelab version and git revision that wrote
-                             the file, the Weights record training started from
+                             the file, the Weights record training started from (absent in files
+                             written before it was added)
     data                     the data config (spec, image size, the saved val split), so
                              `eval`/`compress` without --data use the same validation images
     train, speed             the training and speed configs
@@ -36,7 +37,7 @@ from squeezelab.models.record import ModelRecord, Provenance
 from squeezelab.utils.atomic import atomic_write_bytes
 
 FORMAT = "squeezelab-checkpoint"
-VERSION = 2  # 2 added 'provenance'
+VERSION = 1  # 'provenance' is an optional key: older readers open newer files and the reverse
 
 
 def record_entries(record: ModelRecord) -> dict:
