@@ -57,7 +57,7 @@ def fit_head(model, root: Path, images: int) -> float:
     """
     from sklearn.linear_model import LogisticRegression
 
-    batches, labels, _ = labelled_batches(root / "train", model.preprocessing, limit=images, batch_size=64)
+    batches, labels, _ = labelled_batches(root / "train", model.record.preprocessing, limit=images, batch_size=64)
     with torch.inference_mode():
         features = torch.cat([model.features(b).mean((2, 3)) for b in batches]).numpy()
     with warnings.catch_warnings():  # lbfgs may stop at max_iter; the head need not be optimal
@@ -72,8 +72,8 @@ def fit_head(model, root: Path, images: int) -> float:
 
 def agreement(model, root: Path, calib_images: int, test_images: int, tmp: Path) -> list[dict]:
     """fp32 vs int8 top-1 agreement and accuracy on held-out real images, per int8 format."""
-    calibration = calibration_batches(root / "train", model.preprocessing, limit=calib_images, batch_size=32)
-    held_out, labels, _ = labelled_batches(root / "test", model.preprocessing, limit=test_images, batch_size=32)
+    calibration = calibration_batches(root / "train", model.record.preprocessing, limit=calib_images, batch_size=32)
+    held_out, labels, _ = labelled_batches(root / "test", model.record.preprocessing, limit=test_images, batch_size=32)
     fp32 = tmp / "agree_fp32.onnx"
     export_onnx(model, fp32, dynamic_batch=True, check_inputs=held_out[0])
     rows = []
@@ -112,7 +112,7 @@ def main() -> int:
             print(f"note: {CIFAR} is absent: int8 speed models are calibrated on random inputs and the "
                   "agreement part is skipped")
         else:
-            preprocessing = squeezelab.create_model("squeezenet1_1").preprocessing
+            preprocessing = squeezelab.create_model("squeezenet1_1").record.preprocessing
             calibration = calibration_batches(root / "train", preprocessing, limit=64, batch_size=32)
 
         rows = []
@@ -147,7 +147,7 @@ def main() -> int:
                          f"CIFAR-10 training images (train accuracy {train_accuracy:.1%})")
             agreements = agreement(model, root, args.calib_images, args.test_images, tmp)
             print(f"\nint8 vs fp32 top-1 agreement, {label}, on held-out CIFAR-10 test JPEGs upscaled to "
-                  f"{model.preprocessing.crop}:")
+                  f"{model.record.preprocessing.crop}:")
             for a in agreements:
                 print(f"  {a['format']:<10} {a['top1_agreement']:.2%} of {a['images']} images "
                       f"(calibrated on {a['calibration_images']} training images; max logit diff "

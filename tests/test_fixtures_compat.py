@@ -17,8 +17,8 @@ EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
 def test_old_files_load_and_predict_the_same(name):
     model = load_model(FIXTURES / name)
     images = load_digits_tensor(16)[0][:16].float() / 255.0
-    mean = torch.tensor(model.preprocessing.mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.preprocessing.std).view(1, 3, 1, 1)
+    mean = torch.tensor(model.record.preprocessing.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.record.preprocessing.std).view(1, 3, 1, 1)
     with torch.no_grad():
         logits = model((images - mean) / std)
     expected = torch.tensor(EXPECTED[name]["logits"])

@@ -1,27 +1,143 @@
 """Open any model file squeezelab writes, by what the file is.
 
-`load_model` is what `eval`, `predict`, `export`, `serve` and `compress` call, so every command
-accepts the same files: a training checkpoint (.pt) today, and each new file format registers a
-loader here.
+Two registries keyed by file suffix: a *model* loader returns a torch module carrying its
+`ModelRecord` (.pt checkpoints, .sqz files); a *predictor* loader returns a `Predictor` for
+formats run by another engine (.onnx by ONNX Runtime; OpenVINO or ncnn register the same way).
+`load_predictor` opens every format into the same `Predictor`, so eval, predict, serve and bench
+take any of them; `load_model` opens the formats that give a torch module.
+
+>>> predictor = load_predictor("runs/digits/best.pt")                  # doctest: +SKIP
+>>> predictor.record.classes, predictor.predict_logits(batch).shape    # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
+import torch
 from torch import nn
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.models.rebuild import record_of
+from squeezelab.models.record import ModelRecord
+from squeezelab.preprocessing import Preprocessing
 
-# suffix -> function(path) -> nn.Module with .classes and .preprocessing set
-LOADERS: dict[str, Callable[[Path], nn.Module]] = {}
+MODEL_LOADERS: dict[str, Callable[[Path], nn.Module]] = {}  # suffix -> path -> module with .record
+PREDICTOR_LOADERS: dict[str, Callable[[Path, int | None], "Predictor"]] = {}  # suffix -> (path, threads)
+LOADERS = MODEL_LOADERS  # the name older code imports
+SUFFIX_ALIASES = {".pth": ".pt"}
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A model file opened for inference, whatever runs it: its record (classes, preprocessing)
+    and a function from a float batch (N, 3, H, W) to logits (N, classes).
+
+    It quacks enough like an eval-mode module (`predictor(x)`, `.eval()`, `.training`, `.device`,
+    `.record`) for evaluation loops written for torch models to run on any format.
+    """
+
+    record: ModelRecord
+    kind: str  # the engine: "pytorch", "onnx", ...
+    run: Callable[[torch.Tensor], torch.Tensor]  # float32 CPU batch -> logits (tensor or array)
+    size_bytes: int = 0
+    num_params: int | None = None
+    module: nn.Module | None = None  # the torch module, for formats that give one
+    training = False
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.record.classes)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.record.preprocessing
+
+    @property
+    def num_classes(self) -> int:
+        return self.record.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        params = next(iter(self.module.parameters()), None) if self.module is not None else None
+        return params.device if params is not None else torch.device("cpu")
+
+    def predict_logits(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Logits for a preprocessed float batch (N, 3, H, W), as a float32 CPU tensor."""
+        batch = torch.as_tensor(batch, dtype=torch.float32)
+        return torch.as_tensor(self.run(batch)).float().cpu()
+
+    def __call__(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
+        return self.predict_logits(batch)
+
+    def eval(self) -> "Predictor":
+        return self
+
+    def train(self, mode: bool = True) -> "Predictor":
+        if mode:
+            raise SqueezelabError(f"a {self.kind} predictor cannot be trained; load a .pt or .sqz with load_model")
+        return self
+
+    def probabilities(self, batch: torch.Tensor | np.ndarray) -> np.ndarray:
+        logits = self.predict_logits(batch).double().numpy()
+        logits = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def batch_from_images(self, images: Sequence) -> np.ndarray:
+        return self.preprocessing.images_to_batch(list(images)).numpy()
+
+    def top_k(self, images: Sequence, k: int = 5) -> list[list[dict]]:
+        """For each PIL image, the k most likely classes as {index, label, probability}."""
+        probs = self.probabilities(self.batch_from_images(images))
+        k = max(1, min(k, probs.shape[1]))
+        classes = self.classes
+        return [[{"index": int(i), "label": classes[i] if i < len(classes) else str(i), "probability": float(row[i])}
+                 for i in np.argsort(-row)[:k]] for row in probs]
+
+    def info(self) -> dict:
+        """What the file is: name, engine, classes, size, parameters, input size, preprocessing, provenance."""
+        return {"name": self.name, "format": self.kind, "num_classes": self.num_classes, "classes": self.classes,
+                "size_bytes": self.size_bytes, "params": self.num_params, "input_size": self.preprocessing.crop,
+                "preprocessing": self.preprocessing.to_dict(), "provenance": self.record.provenance.to_dict()}
+
+
+def predictor_from_module(model: nn.Module, *, size_bytes: int = 0) -> Predictor:
+    """A `Predictor` running a torch module (eval mode, float32, channels-last: about 2x NCHW on CPU)."""
+    record = record_of(model)
+    model = model.eval().float().to(memory_format=torch.channels_last)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(batch.to(device).contiguous(memory_format=torch.channels_last))
+
+    return Predictor(record, "pytorch", run, size_bytes, sum(p.numel() for p in model.parameters()), model)
 
 
 def register_loader(suffix: str):
+    """Decorator: `loader(path) -> nn.Module` (carrying `.record`) opens files ending in `suffix`."""
+
     def add(loader: Callable[[Path], nn.Module]):
-        LOADERS[suffix] = loader
+        MODEL_LOADERS[suffix] = loader
+        return loader
+
+    return add
+
+
+def register_predictor_loader(suffix: str):
+    """Decorator: `loader(path, threads) -> Predictor` opens files ending in `suffix` for inference."""
+
+    def add(loader: Callable[[Path, int | None], Predictor]):
+        PREDICTOR_LOADERS[suffix] = loader
         return loader
 
     return add
@@ -41,12 +157,53 @@ def _load_compressed_file(path: Path) -> nn.Module:
     return load(path)
 
 
-def load_model(path: str | os.PathLike) -> nn.Module:
-    """The runnable model in `path`, in eval mode, with `.classes` and `.preprocessing`."""
+@register_predictor_loader(".onnx")
+def _load_onnx_file(path: Path, threads: int | None) -> Predictor:
+    from squeezelab.export.onnx import load_onnx
+
+    onnx_model = load_onnx(path, threads=threads)
+    return Predictor(onnx_model.record, "onnx", lambda batch: torch.from_numpy(onnx_model(batch.numpy())),
+                     path.stat().st_size, onnx_model.num_params)
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return SUFFIX_ALIASES.get(suffix, suffix)
+
+
+def _existing(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise SqueezelabError(f"model file {path} does not exist")
-    loader = LOADERS.get(path.suffix.lower()) or LOADERS.get(".pt" if path.suffix.lower() == ".pth" else "")
-    if loader is None:
-        raise SqueezelabError(f"{path}: unknown model file type {path.suffix!r}; expected one of {sorted(LOADERS)}")
-    return loader(path)
+    return path
+
+
+def _unknown(path: Path) -> SqueezelabError:
+    known = sorted({*MODEL_LOADERS, *PREDICTOR_LOADERS})
+    return SqueezelabError(f"{path}: unknown model file type {path.suffix!r}; expected one of {known}")
+
+
+def load_model(path: str | os.PathLike) -> nn.Module:
+    """The torch module in `path` (.pt, .sqz), in eval mode, carrying its `ModelRecord` as `.record`."""
+    path = _existing(path)
+    suffix = _suffix(path)
+    if suffix in PREDICTOR_LOADERS and suffix not in MODEL_LOADERS:
+        raise SqueezelabError(f"{path}: {path.suffix!r} files hold no PyTorch model; open them with load_predictor")
+    if suffix not in MODEL_LOADERS:
+        raise _unknown(path)
+    return MODEL_LOADERS[suffix](path)
+
+
+def load_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Predictor:
+    """Any model file (.pt, .sqz, .onnx, ...) ready for inference; `threads` caps the engine's
+    intra-op threads (for PyTorch: the process-wide torch setting)."""
+    path = _existing(path)
+    suffix = _suffix(path)
+    if suffix in PREDICTOR_LOADERS:
+        return PREDICTOR_LOADERS[suffix](path, threads)
+    if suffix not in MODEL_LOADERS:
+        raise _unknown(path)
+    model = MODEL_LOADERS[suffix](path)
+    if threads:
+        torch.set_num_threads(threads)
+    return predictor_from_module(model, size_bytes=path.stat().st_size)

@@ -42,7 +42,7 @@ def test_compress_json_report_and_files(cli, checkpoint, tmp_path):
     from squeezelab import load_model
 
     model = load_model(out)
-    assert len(model.classes) == 2 and model.compression["data"]["spec"].startswith("synthetic")
+    assert len(model.record.classes) == 2 and model.record.notes["data"]["spec"].startswith("synthetic")
     evaluated = cli("eval", str(out), "--json")  # no --data: the split recorded through the .sqz
     assert evaluated.returncode == 0, evaluated.stderr
     assert abs(json.loads(evaluated.stdout)["top1"] - report["acc_after"]) < 1e-6

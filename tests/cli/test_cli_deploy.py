@@ -14,7 +14,7 @@ from squeezelab.train.checkpoint import save_checkpoint
 def checkpoint(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
     model = squeezelab.create_model("squeezenet1_1", num_classes=3, final_relu=False)
-    preprocessing = {**model.preprocessing.to_dict(), "resize": 72, "crop": 64}
+    preprocessing = {**model.record.preprocessing.to_dict(), "resize": 72, "crop": 64}
     path = tmp / "model.pt"
     save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": 3, "final_relu": False}},
                            "state_dict": model.state_dict(), "classes": ["a", "b", "c"], "preprocessing": preprocessing})

@@ -14,7 +14,7 @@ from squeezelab.errors import BadFileError, SqueezelabError
 
 def compressed_model(bits=4, **options):
     model = create_model("squeezenet1_1", num_classes=10, **options)
-    model.classes = [f"class{i}" for i in range(10)]
+    model.record = model.record.replace(classes=[f"class{i}" for i in range(10)])
     prune(model, PruneConfig(sparsity=0.67))
     return quantize_(model, QuantConfig(bits=bits)).eval()
 
@@ -58,15 +58,15 @@ def test_roundtrip_gives_exactly_the_quantized_weights_and_predictions(tmp_path,
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
-    assert loaded.classes == model.classes
-    assert loaded.preprocessing == model.preprocessing
+    assert loaded.record.classes == model.record.classes
+    assert loaded.record.preprocessing == model.record.preprocessing
     assert not loaded.training
 
 
 def test_load_model_and_registry_accept_sqz(tmp_path):
     save(compressed_model(), tmp_path / "m.sqz")
     model = load_model(tmp_path / "m.sqz")
-    assert model.classes[0] == "class0" and model.model_config.name == "squeezenet1_1"
+    assert model.record.classes[0] == "class0" and model.record.name == "squeezenet1_1"
 
 
 def test_file_is_much_smaller_than_fp32(sqz_bytes):

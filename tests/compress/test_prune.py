@@ -4,7 +4,7 @@ import torch
 from squeezelab import create_model
 from squeezelab.compress import ChannelPruneConfig, PruneConfig, layer_densities, overall_density, prune, prune_channels
 from squeezelab.errors import SqueezelabError
-from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint, record_entries, save_checkpoint
 
 
 def small_model(**kw):
@@ -62,7 +62,7 @@ def test_channel_pruning_keeps_function_at_zero_amount_and_rewrites_table(option
 
 def test_channel_pruned_model_reloads_from_its_checkpoint_alone(tmp_path):
     small = prune_channels(small_model(), ChannelPruneConfig(squeeze_amount=0.5, expand_amount=0.5)).eval()
-    save_checkpoint(tmp_path / "p.pt", {"model": small.model_config.to_dict(), "state_dict": small.state_dict()})
+    save_checkpoint(tmp_path / "p.pt", {**record_entries(small.record), "state_dict": small.state_dict()})
     again = model_from_checkpoint(load_checkpoint(tmp_path / "p.pt"))
     x = torch.randn(1, 3, 32, 32)
     assert again.table == small.table

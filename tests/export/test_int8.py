@@ -35,7 +35,7 @@ def fp32(tmp_path_factory):
     folder = write_images(tmp / "images")
     import dataclasses
 
-    preprocessing = dataclasses.replace(model.preprocessing, resize=72, crop=64)
+    preprocessing = dataclasses.replace(model.record.preprocessing, resize=72, crop=64)
     return path, calibration_batches(folder, preprocessing, limit=24, batch_size=8)
 
 
@@ -78,7 +78,7 @@ def test_int8_needs_real_calibration_and_a_known_format(fp32, tmp_path):
 
 def test_calibration_rejects_a_missing_spec(tmp_path):
     with pytest.raises(SqueezelabError, match="nope"):
-        calibration_batches(tmp_path / "nope", squeezelab.create_model("squeezenet1_1").preprocessing)
+        calibration_batches(tmp_path / "nope", squeezelab.create_model("squeezenet1_1").record.preprocessing)
 
 
 @pytest.mark.parametrize("fmt, dtype", [("qdq", onnx.TensorProto.UINT8), ("qdq_s8s8", onnx.TensorProto.INT8)])
@@ -92,7 +92,7 @@ def test_activation_type_follows_the_format(fp32, tmp_path, fmt, dtype):
 
 
 def test_digits_spec_calibrates_through_squeezelab_data():
-    preprocessing = squeezelab.create_model("squeezenet1_1").preprocessing
+    preprocessing = squeezelab.create_model("squeezenet1_1").record.preprocessing
     small = preprocessing.__class__(**{**preprocessing.to_dict(), "resize": 32, "crop": 32})
     batches = calibration_batches("digits", small, limit=20, batch_size=8)
     assert sum(len(b) for b in batches) == 20 and batches[0].shape[1:] == (3, 32, 32)

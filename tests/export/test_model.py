@@ -13,7 +13,8 @@ from test_int8 import write_images  # tests/export is on sys.path (pytest's prep
 
 def test_export_model_writes_fp32_and_int8_with_their_agreement(tmp_path):
     model = squeezelab.create_model("squeezenet1_1", num_classes=3, final_relu=False)
-    model.preprocessing = dataclasses.replace(model.preprocessing, resize=72, crop=64)
+    preprocessing = dataclasses.replace(model.record.preprocessing, resize=72, crop=64)
+    model.record = model.record.replace(preprocessing=preprocessing)
     images = write_images(tmp_path / "images", count=9)
     report = export_model(model, tmp_path / "m.onnx", int8=True, calib_data=images, calib_images=9)
     assert report["onnx"]["checked_on"] == "1 given input(s)" and report["onnx"]["max_abs_diff"] < 1e-3

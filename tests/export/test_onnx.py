@@ -72,21 +72,24 @@ def test_fixed_batch_by_default_and_dynamic_on_request(tmp_path):
 
 def test_metadata_records_classes_and_preprocessing(tmp_path):
     model = squeezelab.create_model("squeezenet1_1", num_classes=3)
-    model.classes = ["cat", "dog", "ünïcode bird"]
+    model.record = model.record.replace(classes=["cat", "dog", "ünïcode bird"])
     export_onnx(model, tmp_path / "m.onnx", input_size=64)
     props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
-    assert json.loads(props["squeezelab.classes"]) == model.classes
-    assert json.loads(props["squeezelab.preprocessing"])["mean"] == list(model.preprocessing.mean)
+    assert json.loads(props["squeezelab.classes"]) == list(model.record.classes)
+    assert json.loads(props["squeezelab.preprocessing"])["mean"] == list(model.record.preprocessing.mean)
     loaded = load_onnx(tmp_path / "m.onnx")
-    assert loaded.classes == model.classes and loaded.name == "squeezenet1_1" and loaded.input_size == 64
+    assert loaded.classes == list(model.record.classes) and loaded.name == "squeezenet1_1" and loaded.input_size == 64
     assert loaded.num_params == sum(p.numel() for p in model.parameters())
+    assert loaded.record.options == {"num_classes": 3}
+    written = json.loads(props["squeezelab.provenance"])
+    assert loaded.record.provenance.to_dict() == written and written["squeezelab_version"] is not None
 
 
 def test_caffe_preprocessing_travels_with_the_file(tmp_path):
     from squeezelab.preprocessing import CAFFE_IMAGENET
 
     model = squeezelab.create_model("squeezenet1_0", num_classes=2)
-    model.preprocessing = CAFFE_IMAGENET
+    model.record = model.record.replace(preprocessing=CAFFE_IMAGENET)
     export_onnx(model, tmp_path / "m.onnx")
     loaded = load_onnx(tmp_path / "m.onnx")
     assert loaded.preprocessing == CAFFE_IMAGENET and loaded.input_size == 227

@@ -34,10 +34,10 @@ def test_weights_from_a_local_file_set_preprocessing(tmp_path):
     path = tmp_path / "converted_caffe.pth"
     torch.save(source.state_dict(), path)
     model = create_model("squeezenet1_0", weights="CAFFE_IMAGENET1K", weights_file=str(path))
-    assert model.preprocessing == CAFFE_IMAGENET
+    assert model.record.preprocessing == CAFFE_IMAGENET
     assert torch.equal(model.features[0].weight, source.features[0].weight)
     plain = create_model("squeezenet1_0", weights=str(path))
-    assert plain.preprocessing == TORCHVISION_IMAGENET
+    assert plain.record.preprocessing == TORCHVISION_IMAGENET
 
 
 def test_bad_weights_are_clear_errors(tmp_path):

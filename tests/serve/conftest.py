@@ -15,7 +15,7 @@ def checkpoint_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": 10, "final_relu": False}},
                            "state_dict": model.state_dict(), "classes": CLASSES,
-                           "preprocessing": model.preprocessing.to_dict()})
+                           "preprocessing": model.record.preprocessing.to_dict()})
     return path
 
 

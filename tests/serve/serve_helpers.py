@@ -15,8 +15,8 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 def tiny_model():
     model = squeezelab.create_model("squeezenet1_1", num_classes=10, final_relu=False)
-    model.classes = list(CLASSES)
-    model.preprocessing = dataclasses.replace(model.preprocessing, resize=72, crop=64)
+    model.record = model.record.replace(
+        classes=CLASSES, preprocessing=dataclasses.replace(model.record.preprocessing, resize=72, crop=64))
     return model.eval()
 
 

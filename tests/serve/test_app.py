@@ -123,9 +123,10 @@ def _slow_predictor(seconds: float, fail: bool = False) -> Predictor:
             raise RuntimeError("boom in /home/secret/model/path.py line 12")
         return np.zeros((len(batch), 3), dtype=np.float32)
 
+    from squeezelab.models import ModelRecord
     from squeezelab.preprocessing import Preprocessing
 
-    return Predictor("slow", "pytorch", ["a", "b", "c"], Preprocessing(resize=32, crop=32), 0, 0, run)
+    return Predictor(ModelRecord("slow", {}, ("a", "b", "c"), Preprocessing(resize=32, crop=32)), "pytorch", run)
 
 
 async def _burst(app, count):
@@ -194,8 +195,8 @@ def test_a_stalled_upload_gets_408():
 def test_timed_out_requests_still_waiting_are_dropped_and_slots_come_back():
     calls = []
     predictor = _slow_predictor(0.5)
-    run = predictor._run
-    predictor._run = lambda batch: calls.append(1) or run(batch)
+    run = predictor.run
+    predictor.run = lambda batch: calls.append(1) or run(batch)
     app = create_app(predictor, ServeLimits(workers=1, max_queue=8, timeout_s=0.2))
 
     async def scenario():

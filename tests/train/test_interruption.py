@@ -65,5 +65,5 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
         return
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
-    assert squeezelab.load_model(out / "interrupted.pt").classes == ["class0", "class1", "class2"]
+    assert squeezelab.load_model(out / "interrupted.pt").record.classes == ("class0", "class1", "class2")
     assert load_checkpoint(out / "last.pt")["epoch"] >= 1

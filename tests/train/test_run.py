@@ -44,7 +44,7 @@ def test_train_writes_run_outputs_and_checkpoint_rebuilds(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 3
     model = squeezelab.load_model(tmp_path / "best.pt")
-    assert model.classes == ["class0", "class1", "class2"] and model.preprocessing.crop == 12
+    assert model.record.classes == ("class0", "class1", "class2") and model.record.preprocessing.crop == 12
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["data"]["split"]["val"] and config["model"]["options"]["final_relu"] is False
 

@@ -85,7 +85,7 @@ def compressed_size(model) -> int | None:
     Size only: the weights are compressed without the fine-tuning that recovers accuracy
     (`squeezelab compress` does that), which changes the values but not how many bytes they take.
     """
-    if not getattr(model, "registry_name", "").startswith("squeezenet"):
+    if not model.record.name.startswith("squeezenet"):
         return None
     import copy
 
@@ -118,8 +118,7 @@ def _trained_model(name: str, config: CompareConfig, out: Path, train_fn: Callab
     result = train_fn(model=name, model_kwargs=options, data=config.data, epochs=config.epochs, seed=config.seed,
                       out_dir=out / "runs" / name.replace("/", "_"), train_options=config.train_options,
                       image_size=config.image_size)
-    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))
-    model.registry_name = name
+    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))  # its record names the registry model
     return result, model.eval()
 
 

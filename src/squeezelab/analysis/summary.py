@@ -134,7 +134,7 @@ def summarize(model: nn.Module, input_size: int = 224, *, in_chans: int = 3) -> 
             )
         )
     return Summary(
-        model=getattr(model, "registry_name", root),
+        model=model.record.name if hasattr(model, "record") else root,
         input_size=input_size,
         rows=table,
         total_params=sum(p.numel() for p in model.parameters()),

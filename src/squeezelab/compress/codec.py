@@ -2,7 +2,8 @@
 Compression, Sections 2-4; layout in docs/SQZ_FORMAT.md).
 
     magic "\\x89SQZ\\r\\n\\x1a\\n" | version u16 | flags u16 | header length u32 | file length u64
-    header: UTF-8 JSON (model config incl. layer table, classes, preprocessing, tensor directory)
+    header: UTF-8 JSON (the model record: config incl. layer table, classes, preprocessing,
+            provenance; then the tensor directory)
     body:   the blobs the directory points at (codebooks, Huffman code lengths and bits, raw tensors)
     SHA-256 of everything before it (32 bytes)
 
@@ -35,11 +36,11 @@ import torch
 from torch import nn
 
 from squeezelab.compress.huffman import MAX_CODE_LENGTH, HuffmanCoded, huffman_decode, huffman_encode
-from squeezelab.compress.prune import config_of
 from squeezelab.compress.config import DEFAULT_GAP_BITS, MAX_BITS, RAW_FLOAT_DTYPES
 from squeezelab.compress.quantize import shared_layers
 from squeezelab.errors import BadFileError, SqueezelabError
-from squeezelab.models.config import ModelConfig
+from squeezelab.models.rebuild import expected_shapes, rebuild, record_of
+from squeezelab.models.record import ModelRecord, Provenance
 from squeezelab.preprocessing import Preprocessing
 from squeezelab.utils.atomic import atomic_write_bytes
 
@@ -194,7 +195,7 @@ def encode(
         raise SqueezelabError(f"gap_bits must be between 1 and 8, got {gap_bits}")
     if raw_dtype not in RAW_FLOAT_DTYPES:
         raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {raw_dtype!r}")
-    config = config_of(model)
+    record = record_of(model).stamped()
     shared = {f"{name}.weight": p for name, p in shared_layers(model).items()}
     plain = plain_state_dict(model)
     body, directory, stats = _Body(), [], []
@@ -202,12 +203,11 @@ def encode(
         entry, stat = _shared_tensor(body, name, shared[name], gap_bits) if name in shared else _raw_tensor(body, name, tensor, raw_dtype)
         directory.append(entry)
         stats.append(stat)
-    classes = list(classes or getattr(model, "classes", None) or [str(i) for i in range(getattr(model, "num_classes", 0))])
-    preprocessing = preprocessing or getattr(model, "preprocessing", None)
     header = {
-        "model": config.to_dict(),
-        "classes": classes,
-        "preprocessing": preprocessing.to_dict() if preprocessing else None,
+        "model": {"name": record.name, "options": record.options},
+        "classes": list(classes or record.classes),
+        "preprocessing": (preprocessing or record.preprocessing).to_dict(),
+        "provenance": record.provenance.to_dict(),
         "gap_bits": gap_bits,
         "body_bytes": body.size,
         "tensors": directory,
@@ -371,25 +371,23 @@ def _decode_raw(body: memoryview, entry: dict, numel: int, source: str) -> np.nd
     return np.frombuffer(blob, dtype=kind).astype(RAW_DTYPES[dtype])
 
 
-def _expected_shapes(config: ModelConfig, source: str) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(record: ModelRecord, source: str) -> dict[str, tuple[int, ...]]:
     try:
-        with torch.device("meta"):  # shapes only: a hostile table allocates nothing here
-            skeleton = config.build()
+        return expected_shapes(record)
     except SqueezelabError as exc:
         raise _fail(source, f"its model config does not build ({exc})") from None
     except Exception as exc:  # arbitrary options reach a builder's own code: report, never crash
         raise _fail(source, f"its model config does not build ({type(exc).__name__})") from None
-    return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
 
 def decode(data: bytes, source: str = "<bytes>") -> nn.Module:
-    """Rebuild the runnable model (eval mode, `.classes`, `.preprocessing`) from `.sqz` bytes."""
+    """Rebuild the runnable model (eval mode, `model.record`) from `.sqz` bytes."""
     if len(data) > MAX_FILE_BYTES:
         raise _fail(source, f"{len(data)} bytes is over the {MAX_FILE_BYTES}-byte limit for .sqz files")
     header_len, flags = _check_prefix(data, source)
     header = _parse_header(data, header_len, flags, source)
-    config = ModelConfig.from_dict(header["model"])
-    shapes = _expected_shapes(config, source)
+    record = _record(header, source)
+    shapes = _expected_shapes(record, source)
     directory = header["tensors"]
     _expect(all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in directory), source, "tensor entries")
     names = [e["name"] for e in directory]
@@ -412,20 +410,22 @@ def decode(data: bytes, source: str = "<bytes>") -> nn.Module:
             _expect(entry.get("kind") == "raw", source, f"{entry['name']} kind")
             array = _decode_raw(body, entry, numel, source)
         state[entry["name"]] = torch.from_numpy(array.reshape(shape))
-    return _assemble(config, state, header, source)
+    try:
+        return rebuild(record, state)  # names and shapes were checked above
+    except SqueezelabError as exc:
+        raise _fail(source, f"invalid header: {exc}") from None
 
 
-def _assemble(config: ModelConfig, state: dict, header: dict, source: str) -> nn.Module:
-    model = config.build()
-    model.load_state_dict(state, strict=True)  # names and shapes were checked above
-    classes = header["classes"]
-    _expect(len(classes) in (0, getattr(model, "num_classes", len(classes))), source, "class names vs classifier size")
-    model.classes = classes or [str(i) for i in range(model.num_classes)]
-    if header["preprocessing"]:
-        model.preprocessing = _preprocessing(header["preprocessing"], source)
-    model.model_config = config
-    model.compression = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
-    return model.eval()
+def _record(header: dict, source: str) -> ModelRecord:
+    """The header's model record; its `notes` are the compression metadata (data set, source)."""
+    model = header["model"]
+    preprocessing = _preprocessing(header["preprocessing"], source) if header["preprocessing"] else None
+    metadata = header.get("metadata") if isinstance(header.get("metadata"), dict) else {}
+    provenance = header.get("provenance")
+    _expect(provenance is None or isinstance(provenance, dict), source, "provenance")
+    record = ModelRecord(model["name"], dict(model.get("options", {})), tuple(header["classes"]),
+                         provenance=Provenance.from_dict(provenance), notes=metadata)
+    return record.replace(preprocessing=preprocessing) if preprocessing else record
 
 
 def _preprocessing(data: dict, source: str) -> Preprocessing:
@@ -446,7 +446,7 @@ def _preprocessing(data: dict, source: str) -> Preprocessing:
 def load(path: str | os.PathLike) -> nn.Module:
     """The runnable model stored in a `.sqz` file, from that file alone.
 
-    Example (with the file from `save`'s example): `load("/tmp/m.sqz").classes[:2] == ['0', '1']`.
+    Example (with the file from `save`'s example): `load("/tmp/m.sqz").record.classes[:2] == ('0', '1')`.
     """
     path = Path(path)
     if not path.is_file():

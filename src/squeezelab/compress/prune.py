@@ -158,7 +158,7 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
                    importance: Callable[[torch.Tensor], torch.Tensor] = l1_norm) -> nn.Module:
     """A new, smaller model with Fire channels removed and its table rewritten.
 
-    The result's `model_config` holds the new table, so a checkpoint of it rebuilds by itself.
+    The result's `record` holds the new table, so a checkpoint of it rebuilds by itself.
     Expand channels feed the next layer and any bypass, so expand pruning is refused for models
     with bypass or squeeze-and-excitation (their channel counts must match).
 
@@ -167,8 +167,8 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
     >>> small.table[2]
     ('fire', 12, 64, 64)
     """
-    from squeezelab.models.config import ModelConfig
     from squeezelab.models.fire import Fire
+    from squeezelab.models.rebuild import build, record_of
 
     if not hasattr(model, "table"):
         raise SqueezelabError("channel pruning needs a table-built SqueezeNet (create_model('squeezenet...'))")
@@ -177,7 +177,7 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
     fires = [m for m in model.features if isinstance(m, Fire)]
     if config.expand_amount and any(f.bypass != "none" or hasattr(f, "se") for f in fires):
         raise SqueezelabError("expand-channel pruning does not support bypass or SE models; use squeeze_amount only")
-    base = config_of(model)
+    record = record_of(model)
     keeps = {id(f): _fire_keeps(f, config, importance) for f in fires}
     table, fire_iter = [], iter(fires)
     for row in model.table:
@@ -185,45 +185,11 @@ def prune_channels(model: nn.Module, config: ChannelPruneConfig = ChannelPruneCo
             s, e1, e3 = keeps[id(next(fire_iter))]
             row = ("fire", len(s), len(e1), len(e3))
         table.append(tuple(row))
-    new_config = base.with_options(table=[list(r) for r in table], stem="standard")
+    record = record.replace(options={**record.options, "table": table, "stem": "standard"})
     with torch.no_grad():
-        new = new_config.build()
+        new = build(record)
         _copy_sliced(model, new, keeps)
-    for attr in ("classes", "preprocessing"):
-        if hasattr(model, attr):
-            setattr(new, attr, getattr(model, attr))
-    new.model_config = new_config
     return new.train(model.training)
-
-
-def config_of(model: nn.Module):
-    """The `ModelConfig` that rebuilds `model`'s architecture: its own if it came from a file,
-    else read off the module (table, classes, channels, dropout, batch norm, bypass, SE, final ReLU)."""
-    from squeezelab.models.config import ModelConfig
-    from squeezelab.models.fire import Fire
-
-    config = getattr(model, "model_config", None)
-    if config is not None:
-        return config
-    if not hasattr(model, "table"):
-        raise SqueezelabError("this model has no layer table; build it with squeezelab.create_model")
-    fires = [m for m in model.features if isinstance(m, Fire)]
-    bypasses = {f.bypass for f in fires}
-    se = [f.se.fc1.out_channels / f.out_channels for f in fires if hasattr(f, "se")]
-    options = {
-        "table": [list(r) for r in model.table],
-        "stem": "standard",  # the table already holds the stem rows
-        "num_classes": model.num_classes,
-        "in_chans": model.features[0].in_channels,
-        "dropout": model.classifier[0].p,
-        "batch_norm": any(isinstance(m, nn.BatchNorm2d) for m in model.features.modules()),
-        "bypass": "complex" if "conv" in bypasses else ("simple" if "identity" in bypasses else "none"),
-        "se_ratio": se[0] if se else 0.0,
-        "final_relu": isinstance(model.classifier[2], nn.ReLU),
-    }
-    name = getattr(model, "registry_name", "squeezenet1_0")
-    # the *_bypass builders fix `bypass` themselves; the table and options here say it all
-    return ModelConfig(name.replace("_simple_bypass", "").replace("_complex_bypass", ""), options)
 
 
 def _slice_into(dst: nn.Module, src: nn.Module, out_idx=None, in_idx=None) -> None:

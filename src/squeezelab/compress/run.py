@@ -53,8 +53,8 @@ def compress_checkpoint(
         raise SqueezelabError(f"the output {out} must end in .sqz")
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint)
-    data = open_recorded_dataset(checkpoint.get("data"), data_spec, classes=model.classes,
-                                 preprocessing=model.preprocessing, where=str(checkpoint_path))
+    data = open_recorded_dataset(checkpoint.get("data"), data_spec, classes=model.record.classes,
+                                 preprocessing=model.record.preprocessing, where=str(checkpoint_path))
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     def finetune(m, epochs):

@@ -27,9 +27,9 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
     recorded = None
     if str(path).endswith((".pt", ".pth")):
         recorded = load_checkpoint(path).get("data")
-    elif isinstance(getattr(model, "compression", None), dict):  # a .sqz records its checkpoint's data
-        recorded = model.compression.get("data") if isinstance(model.compression.get("data"), dict) else None
-    data = open_recorded_dataset(recorded, data_spec, classes=model.classes, preprocessing=model.preprocessing,
+    elif isinstance(model.record.notes.get("data"), dict):  # a .sqz records its checkpoint's data
+        recorded = model.record.notes["data"]
+    data = open_recorded_dataset(recorded, data_spec, classes=model.record.classes, preprocessing=model.record.preprocessing,
                                  where=str(path), skip_bad_images=skip_bad_images, held_out=True)
     result = evaluate(model, data, batch_size=batch_size).to_dict()
     return {**result, "data": data.config.spec, "images": describe_evaluation(data.config), "path": str(path)}

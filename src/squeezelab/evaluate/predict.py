@@ -45,7 +45,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
     """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`.
 
     data: a `squeezelab.data.Dataset` (its `split` is used, not augmented) or any iterable of
-    (normalised images, labels) batches (then `classes`, or `model.classes`, names the classes).
+    (normalised images, labels) batches (then `classes`, or `model.record.classes`, names the classes).
     Under data-parallel evaluation pass rank/world_size and `reduce` (an all-reduce of a tensor).
 
     >>> from squeezelab.data import open_dataset
@@ -61,7 +61,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
         classes = list(data.classes)
         batches = data.batches(split, batch_size, train=False, rank=rank, world_size=world_size)
     else:
-        classes = list(classes or getattr(model, "classes"))
+        classes = list(classes or model.record.classes)
         batches = data
     sums = confusion_sums(model, batches, len(classes), device=dev, speed=speed)
     if reduce is not None:
@@ -70,22 +70,22 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
 
 
 def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: int = 5) -> list[dict]:
-    """Class names and probabilities for each image file, using `model.classes` and
-    `model.preprocessing` (set by `squeezelab.load_model`). Any size and mode; bad files raise
+    """Class names and probabilities for each image file, using `model.record`'s classes and
+    preprocessing (set by `squeezelab.load_model`). Any size and mode; bad files raise
     `BadImageError` naming the file.
 
     Returns [{"path": str, "predictions": [{"label": name, "class": name, "probability": p}, ...]}, ...],
     most probable first.
     """
     images = [open_image(p) for p in image_paths]
-    classes = list(model.classes)
+    classes = list(model.record.classes)
     k = max(1, min(topk, len(classes)))
     device = next(model.parameters()).device
     model.eval()
     results = []
     with torch.no_grad():
         for path, image in zip(image_paths, images):
-            x = model.preprocessing.images_to_batch([image]).to(device)
+            x = model.record.preprocessing.images_to_batch([image]).to(device)
             probs = torch.softmax(model(x).float(), dim=1)[0].cpu()
             top = probs.topk(k)
             results.append({"path": str(path), "predictions": [  # "label" as the service; "class" kept

@@ -39,7 +39,7 @@ def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
     from squeezelab.models import create_model, list_models
 
     if isinstance(spec, nn.Module):
-        return getattr(spec, "registry_name", type(spec).__name__), spec.eval()
+        return (spec.record.name if hasattr(spec, "record") else type(spec).__name__), spec.eval()
     if spec in list_models():
         return spec, create_model(spec).eval()
     if os.path.exists(spec):
@@ -115,7 +115,8 @@ def benchmark_model(
     backends = ["eager", *[b for b in backends if b != "eager"]]
     label, model = resolve_model(spec)
     model = model.float().eval()
-    input_size = input_size or getattr(getattr(model, "preprocessing", None), "crop", None) or REGISTRY_INPUT_SIZE
+    record = getattr(model, "record", None)  # a peer's torchvision module may come without one
+    input_size = input_size or (record.preprocessing.crop if record else REGISTRY_INPUT_SIZE)
     if threads:
         torch.set_num_threads(threads)
     rows: list[dict] = []

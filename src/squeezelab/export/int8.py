@@ -105,7 +105,7 @@ def quantize_int8(
     `calibration` is a list of preprocessed real-image batches (see export.calibration). The
     metadata (classes, preprocessing) is carried over so the int8 file serves on its own.
 
-    >>> # quantize_int8("m.onnx", "m.int8.onnx", calibration_batches("photos/", model.preprocessing))
+    >>> # quantize_int8("m.onnx", "m.int8.onnx", calibration_batches("photos/", model.record.preprocessing))
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

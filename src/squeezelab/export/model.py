@@ -24,7 +24,7 @@ def export_model(model: nn.Module, output: str | os.PathLike, *, opset: int = DE
                  dynamic_batch: bool = False, input_size: int | None = None, int8: bool = False,
                  calib_data: str | os.PathLike | None = None, calib_images: int = 256,
                  int8_format: str = DEFAULT_FORMAT, int8_output: str | os.PathLike | None = None) -> dict:
-    """Write `model` (with `.preprocessing`, as `squeezelab.load_model` returns it) to `output`.
+    """Write `model` (with its `.record`, as `squeezelab.load_model` returns it) to `output`.
 
     With `calib_data` (real images: a folder or a data spec) the ONNX file is checked against
     PyTorch on them, and `int8` writes `int8_output` (default: OUTPUT.int8.onnx) calibrated on them.
@@ -34,7 +34,7 @@ def export_model(model: nn.Module, output: str | os.PathLike, *, opset: int = DE
     """
     if int8 and not calib_data:
         raise SqueezelabError("--int8 needs --calib-data SPEC: real images to calibrate on (random tensors mis-set the ranges)")
-    calibration = calibration_batches(calib_data, model.preprocessing, limit=calib_images) if calib_data else None
+    calibration = calibration_batches(calib_data, model.record.preprocessing, limit=calib_images) if calib_data else None
     report = {"onnx": export_onnx(model, output, opset=opset, dynamic_batch=dynamic_batch, input_size=input_size,
                                   check_inputs=calibration[0] if calibration else None).to_dict()}
     if int8:

@@ -3,9 +3,9 @@
 SqueezeNet is meant for small devices and cheap servers (paper, Section 1): ONNX Runtime runs it
 about 4x faster than PyTorch eager on CPU at batch 1 (bench/inference.py). The export is always in
 eval mode (dropout off), keeps the ceil_mode max-pools exact (ONNX MaxPool has `ceil_mode`, so no
-padding trick is needed), records the class names and preprocessing as ONNX metadata so a served
-.onnx file needs nothing else, and is checked twice: by `onnx.checker` and against PyTorch on real
-inputs (the max abs difference is reported).
+padding trick is needed), records the model record (name, options, class names, preprocessing,
+provenance) as ONNX metadata so a served .onnx file needs nothing else, and is checked twice: by
+`onnx.checker` and against PyTorch on real inputs (the max abs difference is reported).
 
 An .onnx file someone sends you is untrusted input: `load_onnx` checks its size, rejects external
 data references (they name arbitrary paths on disk), runs the checker and requires one image input
@@ -29,6 +29,8 @@ from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.export.config import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from squeezelab.models.rebuild import record_of
+from squeezelab.models.record import ModelRecord, Provenance, default_classes, package_version
 from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
 from squeezelab.utils.atomic import atomic_write_bytes
 
@@ -54,21 +56,28 @@ class ExportReport:
         return dataclasses.asdict(self)
 
 
+def _record(model: nn.Module) -> ModelRecord:
+    """The model's record; a module from outside the registry gets one naming its class."""
+    try:
+        return record_of(model)
+    except SqueezelabError:
+        return ModelRecord(type(model).__name__, {}, default_classes(int(getattr(model, "num_classes", 0) or 0)))
+
+
 def model_input_size(model: nn.Module) -> int:
-    preprocessing = getattr(model, "preprocessing", None) or TORCHVISION_IMAGENET
-    return preprocessing.crop
+    return _record(model).preprocessing.crop
 
 
 def metadata_for(model: nn.Module, input_size: int) -> dict[str, str]:
-    """The key/value strings recorded in the ONNX file (all JSON, prefixed 'squeezelab.')."""
-    preprocessing = getattr(model, "preprocessing", None) or TORCHVISION_IMAGENET
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
-    classes = list(getattr(model, "classes", None) or [str(i) for i in range(num_classes)])
-    name = getattr(model, "registry_name", None) or getattr(getattr(model, "model_config", None), "name", None)
+    """The key/value strings recorded in the ONNX file (all JSON, prefixed 'squeezelab.'): the
+    model record field by field, plus the input size and parameter count."""
+    record = _record(model).stamped()
     return {
-        f"{META_PREFIX}model": json.dumps(name or type(model).__name__),
-        f"{META_PREFIX}classes": json.dumps(classes),
-        f"{META_PREFIX}preprocessing": json.dumps(preprocessing.to_dict()),
+        f"{META_PREFIX}model": json.dumps(record.name),
+        f"{META_PREFIX}options": json.dumps(record.options),
+        f"{META_PREFIX}classes": json.dumps(list(record.classes)),
+        f"{META_PREFIX}preprocessing": json.dumps(record.preprocessing.to_dict()),
+        f"{META_PREFIX}provenance": json.dumps(record.provenance.to_dict()),
         f"{META_PREFIX}input_size": json.dumps(input_size),
         f"{META_PREFIX}num_params": json.dumps(sum(p.numel() for p in model.parameters())),
     }
@@ -131,6 +140,7 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "squeezelab"
+    proto.producer_version = package_version() or ""
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
     onnx.checker.check_model(proto, full_check=True)
     data = proto.SerializeToString()
@@ -177,23 +187,33 @@ def make_session(onnx_model: bytes | str | os.PathLike, threads: int | None = No
 
 @dataclasses.dataclass
 class OnnxModel:
-    """An ONNX classifier with the metadata `export_onnx` recorded, run by ONNX Runtime.
+    """An ONNX classifier with the record `export_onnx` wrote, run by ONNX Runtime.
 
     Call it with a float32 numpy batch (N, 3, H, W); it returns logits (N, classes).
     """
 
     path: Path
     session: object
-    name: str
-    classes: list[str]
-    preprocessing: Preprocessing
+    record: ModelRecord
     input_size: int
     num_params: int | None
     fixed_batch: int | None
 
     @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.record.classes)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.record.preprocessing
+
+    @property
     def num_classes(self) -> int:
-        return len(self.classes)
+        return self.record.num_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -249,6 +269,18 @@ def load_onnx(path: str | os.PathLike, *, threads: int | None = None, max_bytes:
         raise BadFileError(f"{path}: output must be (N, classes), got shape {out_dims}")
 
     props = {p.key: p.value for p in proto.metadata_props}
+    record = _record_from_metadata(path, props, dims, out_dims)
+    with _quiet_ort():
+        try:
+            session = make_session(path, threads)
+        except Exception as exc:
+            raise BadFileError(f"ONNX Runtime cannot run {path.name} ({type(exc).__name__})") from None
+    return OnnxModel(path, session, record, record.preprocessing.crop, _meta(props, "num_params", None), dims[0])
+
+
+def _record_from_metadata(path: Path, props: dict[str, str], dims: list, out_dims: list) -> ModelRecord:
+    """The record in the metadata, checked against the graph's input and output shapes; a file
+    without squeezelab metadata gets default classes and torchvision's preprocessing."""
     input_size = _meta(props, "input_size", dims[2] or 224)
     num_classes = out_dims[1]
     classes = _meta(props, "classes", [str(i) for i in range(num_classes or 0)])
@@ -263,13 +295,11 @@ def load_onnx(path: str | os.PathLike, *, threads: int | None = None, max_bytes:
         raise BadFileError(f"{path}: bad preprocessing metadata ({exc})") from None
     if preprocessing.crop != input_size:
         preprocessing = dataclasses.replace(preprocessing, crop=input_size, resize=max(preprocessing.resize, input_size))
-    with _quiet_ort():
-        try:
-            session = make_session(path, threads)
-        except Exception as exc:
-            raise BadFileError(f"ONNX Runtime cannot run {path.name} ({type(exc).__name__})") from None
-    return OnnxModel(path, session, str(_meta(props, "model", path.stem)), [str(c) for c in classes], preprocessing,
-                     input_size, _meta(props, "num_params", None), dims[0])
+    options, provenance = _meta(props, "options", {}), _meta(props, "provenance", None)
+    if not isinstance(options, dict) or not (provenance is None or isinstance(provenance, dict)):
+        raise BadFileError(f"{path}: bad options or provenance metadata; re-export with `squeezelab export`")
+    return ModelRecord(str(_meta(props, "model", path.stem)), options, tuple(str(c) for c in classes), preprocessing,
+                       Provenance.from_dict(provenance))
 
 
 @contextlib.contextmanager

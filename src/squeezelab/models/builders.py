@@ -1,11 +1,13 @@
-"""The registered SqueezeNet builders: thin wrappers over a table and options.
+"""The registered SqueezeNet builders: thin typed wrappers over a layer table.
 
-Every builder takes the same options (see `SqueezeNet` and `build_squeezenet`): num_classes,
-dropout, bypass, batch_norm, se_ratio, final_relu, stem, in_chans, and `table` to override the
-layer table (how a pruned model is rebuilt), plus `weights` / `weights_file`.
+Every builder takes the same keyword options (see `SqueezeNet`): num_classes, dropout, batch_norm,
+se_ratio, final_relu, stem, in_chans, `table` to override the layer table (how a pruned model is
+rebuilt), and `weights` / `weights_file`; the plain ones also take `bypass`.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.registry import register_model
@@ -13,18 +15,15 @@ from squeezelab.models.squeezenet import (
     SQUEEZENET1_0_TABLE,
     SQUEEZENET1_1_TABLE,
     Metaparameters,
+    Row,
     SqueezeNet,
     build_squeezenet,
 )
-from squeezelab.models.weights import load_weights, resolve_weights
-from squeezelab.preprocessing import TORCHVISION_IMAGENET
+from squeezelab.models.weights import Weights, load_weights, resolve_weights
 
-
-def _squeezenet(name: str, default_table, *, table=None, weights=None, weights_file=None, **kwargs) -> SqueezeNet:
-    record, path = resolve_weights(name, weights, weights_file)
-    table = table or default_table
-    model = build_squeezenet(table, **kwargs)
-    model.preprocessing = record.preprocessing if record else TORCHVISION_IMAGENET
+def _squeezenet(weights_for: str, table: Sequence[Row], *, weights, weights_file, **options) -> SqueezeNet:
+    record, path = resolve_weights(weights_for, weights, weights_file)
+    model = build_squeezenet(table, **options)
     if record is not None or path is not None:
         if record is not None and model.num_classes != record.num_classes:
             raise SqueezelabError(
@@ -36,51 +35,67 @@ def _squeezenet(name: str, default_table, *, table=None, weights=None, weights_f
 
 
 @register_model()
-def squeezenet1_0(**kwargs) -> SqueezeNet:
+def squeezenet1_0(
+    *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
+    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+) -> SqueezeNet:
     """SqueezeNet 1.0, the paper's network (1,248,424 parameters, 0.82 GMACs at 224)."""
-    return _squeezenet("squeezenet1_0", SQUEEZENET1_0_TABLE, **kwargs)
+    return _squeezenet("squeezenet1_0", table or SQUEEZENET1_0_TABLE, weights=weights, weights_file=weights_file,
+                       num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
+                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
 
 
 @register_model()
-def squeezenet1_1(**kwargs) -> SqueezeNet:
+def squeezenet1_1(
+    *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
+    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+) -> SqueezeNet:
     """SqueezeNet 1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs than 1.0 at the same accuracy."""
-    return _squeezenet("squeezenet1_1", SQUEEZENET1_1_TABLE, **kwargs)
+    return _squeezenet("squeezenet1_1", table or SQUEEZENET1_1_TABLE, weights=weights, weights_file=weights_file,
+                       num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
+                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
 
 
-@register_model()
-def squeezenet1_0_simple_bypass(**kwargs) -> SqueezeNet:
-    """SqueezeNet 1.0 with identity bypass around fire3, 5, 7, 9 (paper Section 6; no new parameters)."""
-    return _squeezenet("squeezenet1_0", SQUEEZENET1_0_TABLE, bypass="simple", **kwargs)
+def _bypass_variant(base, bypass: str, doc: str):
+    """A registered builder: `base` with `bypass` fixed, the same options otherwise."""
+
+    def builder(
+        *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
+        final_relu: bool = True, stem: str = "standard", in_chans: int = 3, table: Sequence[Row] | None = None,
+        weights: str | Weights | None = None, weights_file: str | None = None,
+    ) -> SqueezeNet:
+        return base(num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
+                    bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans, table=table,
+                    weights=weights, weights_file=weights_file)
+
+    builder.__name__ = builder.__qualname__ = f"{base.__name__}_{bypass}_bypass"
+    builder.__doc__ = doc
+    return register_model(weights_for=base.__name__)(builder)
 
 
-@register_model()
-def squeezenet1_0_complex_bypass(**kwargs) -> SqueezeNet:
-    """SqueezeNet 1.0 with simple bypass plus 1x1-conv bypass around the other Fire modules."""
-    return _squeezenet("squeezenet1_0", SQUEEZENET1_0_TABLE, bypass="complex", **kwargs)
-
-
-@register_model()
-def squeezenet1_1_simple_bypass(**kwargs) -> SqueezeNet:
-    """SqueezeNet 1.1 with identity bypass where a Fire's input and output channels match."""
-    return _squeezenet("squeezenet1_1", SQUEEZENET1_1_TABLE, bypass="simple", **kwargs)
-
-
-@register_model()
-def squeezenet1_1_complex_bypass(**kwargs) -> SqueezeNet:
-    """SqueezeNet 1.1 with simple bypass plus 1x1-conv bypass around the other Fire modules."""
-    return _squeezenet("squeezenet1_1", SQUEEZENET1_1_TABLE, bypass="complex", **kwargs)
+squeezenet1_0_simple_bypass = _bypass_variant(
+    squeezenet1_0, "simple",
+    "SqueezeNet 1.0 with identity bypass around fire3, 5, 7, 9 (paper Section 6; no new parameters).")
+squeezenet1_0_complex_bypass = _bypass_variant(
+    squeezenet1_0, "complex", "SqueezeNet 1.0 with simple bypass plus 1x1-conv bypass around the other Fire modules.")
+squeezenet1_1_simple_bypass = _bypass_variant(
+    squeezenet1_1, "simple", "SqueezeNet 1.1 with identity bypass where a Fire's input and output channels match.")
+squeezenet1_1_complex_bypass = _bypass_variant(
+    squeezenet1_1, "complex", "SqueezeNet 1.1 with simple bypass plus 1x1-conv bypass around the other Fire modules.")
 
 
 @register_model()
 def squeezenet_meta(
-    *,
-    base_e: int = 128,
-    incr_e: int = 128,
-    freq: int = 2,
-    pct3x3: float = 0.5,
-    squeeze_ratio: float = 0.125,
-    **kwargs,
+    *, base_e: int = 128, incr_e: int = 128, freq: int = 2, pct3x3: float = 0.5, squeeze_ratio: float = 0.125,
+    num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
+    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
 ) -> SqueezeNet:
-    """A SqueezeNet generated from the paper's Section 5 metaparameters (defaults: SqueezeNet 1.0)."""
-    table = Metaparameters(base_e, incr_e, freq, pct3x3, squeeze_ratio).table()
-    return _squeezenet("squeezenet_meta", table, **kwargs)
+    """A SqueezeNet generated from the paper's Section 5 metaparameters (defaults: SqueezeNet 1.0);
+    `table` (a pruned model's) replaces the generated one."""
+    table = table or Metaparameters(base_e, incr_e, freq, pct3x3, squeeze_ratio).table()
+    return _squeezenet("squeezenet_meta", table, weights=weights, weights_file=weights_file,
+                       num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
+                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)

@@ -2,15 +2,12 @@
 
 Because the options include the layer `table` when it differs from the name's default (after
 structured pruning, say), a checkpoint or .sqz file rebuilds its exact architecture by itself.
+Importing this module does not import torch (the CLI reads its defaults here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-from torch import nn
-
-from squeezelab.models.registry import create_model
 
 
 def _jsonable(value):
@@ -32,8 +29,15 @@ class ModelConfig:
     name: str = "squeezenet1_1"
     options: dict = dataclasses.field(default_factory=dict)
 
-    def build(self) -> nn.Module:
-        return create_model(self.name, **{k: _tuples(v) for k, v in self.options.items()})
+    def build(self):
+        """The module, from the registry (which imports torch)."""
+        from squeezelab.models.registry import create_model
+
+        return create_model(self.name, **self.builder_options())
+
+    def builder_options(self) -> dict:
+        """The options as the builder takes them (layer-table rows as tuples)."""
+        return {k: _tuples(v) for k, v in self.options.items()}
 
     def to_dict(self) -> dict:
         return {"name": self.name, "options": {k: _jsonable(v) for k, v in self.options.items()}}

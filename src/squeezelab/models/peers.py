@@ -2,7 +2,7 @@
 
 They are built with torchvision's own builders (never re-implemented), so parameter counts and
 MACs are the published ones, and given the same face as our models (`num_classes`,
-`reset_classifier`, `preprocessing`) so every tool can treat them alike.
+`reset_classifier`, a `record` from `create_model`) so every tool can treat them alike.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torchvision
 from torch import nn
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.models.record import default_classes
 from squeezelab.models.registry import register_model
-from squeezelab.preprocessing import TORCHVISION_IMAGENET
 
 PEERS = (
     "alexnet",
@@ -39,7 +39,12 @@ def last_linear_or_conv(model: nn.Module) -> tuple[nn.Module, str]:
 
 
 def reset_classifier(model: nn.Module, num_classes: int) -> None:
-    """Give any registry model a fresh head for `num_classes` (for fine-tuning)."""
+    """Give any registry model a fresh head for `num_classes` (for fine-tuning); its record then
+    names that many classes '0'..'n-1' until the caller names them."""
+    record = getattr(model, "record", None)
+    if record is not None:
+        model.record = record.replace(options={**record.options, "num_classes": num_classes},
+                                      classes=default_classes(num_classes))
     if hasattr(model, "reset_classifier"):
         model.reset_classifier(num_classes)
         return
@@ -53,18 +58,17 @@ def reset_classifier(model: nn.Module, num_classes: int) -> None:
     model.num_classes = num_classes
 
 
-def _build_peer(tv_name: str, *, num_classes: int = 1000, weights=None, **kwargs) -> nn.Module:
+def _build_peer(tv_name: str, *, num_classes: int = 1000, weights: None = None) -> nn.Module:
     if weights is not None:
         raise SqueezelabError(
             f"pretrained weights for tv/{tv_name} are fetched by torchvision; "
             "pass weights=None and load a local state dict with squeezelab.models.weights.read_state_dict"
         )
     try:
-        model = torchvision.models.get_model(tv_name, num_classes=num_classes, weights=None, **kwargs)
+        model = torchvision.models.get_model(tv_name, num_classes=num_classes, weights=None)
     except TypeError as exc:
         raise SqueezelabError(f"bad option for tv/{tv_name}: {exc}") from None
-    model.num_classes = num_classes
-    model.preprocessing = TORCHVISION_IMAGENET
+    model.num_classes = num_classes  # the face every registry model shows (torchvision's lack it)
     return model
 
 

@@ -15,6 +15,9 @@ from typing import Callable
 from torch import nn
 
 from squeezelab.errors import SqueezelabError
+from squeezelab.models.record import ModelRecord, Provenance, default_classes
+from squeezelab.models.weights import resolve_weights
+from squeezelab.preprocessing import TORCHVISION_IMAGENET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,20 +26,28 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     family: str  # "squeezenet" for ours, "peer" for torchvision's
     description: str
+    weights_for: str  # whose `Weights` records `weights=` names (a bypass variant uses its base model's)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str | None = None, *, family: str = "squeezenet", description: str = ""):
-    """Decorator adding a builder to the registry under `name` (default: the function's name)."""
+def register_model(name: str | None = None, *, family: str = "squeezenet", description: str = "",
+                   weights_for: str | None = None):
+    """Decorator adding a builder to the registry under `name` (default: the function's name).
+
+    A builder takes keyword-only, typed options and no `**kwargs`, so `create_model` can name an
+    unknown option and list the real ones.
+    """
 
     def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
+            raise ValueError(f"builder for {key!r} takes **kwargs; give it explicit keyword options")
         summary = description or (inspect.getdoc(builder) or "").partition("\n")[0]
-        _REGISTRY[key] = ModelEntry(key, builder, family, summary)
+        _REGISTRY[key] = ModelEntry(key, builder, family, summary, weights_for or key)
         return builder
 
     return add
@@ -62,27 +73,43 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model; options set to None keep the model's default.
+def options_of(name: str) -> list[str]:
+    """The options the builder of `name` accepts."""
+    return list(inspect.signature(get_entry(name).builder).parameters)
 
-    >>> model = create_model("squeezenet1_0", num_classes=10)
-    >>> model.num_classes
-    10
-    """
+
+def build_module(name: str, **options) -> nn.Module:
+    """The bare module a registered builder makes from `options`, without a record (what shape
+    checks build on the `meta` device)."""
     entry = get_entry(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    accepted = inspect.signature(entry.builder).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    if not takes_any:
-        unknown = sorted(set(kwargs) - set(accepted))
-        if unknown:
-            options = ", ".join(p for p in accepted if p != "kwargs")
-            raise SqueezelabError(f"model {name!r} has no option {unknown[0]!r}; its options are: {options}")
+    unknown = sorted(set(options) - set(options_of(name)))
+    if unknown:
+        raise SqueezelabError(
+            f"model {name!r} has no option {unknown[0]!r}; its options are: {', '.join(options_of(name))}")
     try:
-        model = entry.builder(**kwargs)
+        return entry.builder(**options)
     except TypeError as exc:
         raise SqueezelabError(f"bad option for model {name!r}: {exc}") from None
-    model.registry_name = name
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; options set to None keep the model's default. The model carries
+    its `ModelRecord` as `model.record` (default class names '0'..'n-1', the weights'
+    preprocessing).
+
+    >>> model = create_model("squeezenet1_0", num_classes=10)
+    >>> model.num_classes, model.record.name
+    (10, 'squeezenet1_0')
+    """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    model = build_module(name, **kwargs)
+    entry = get_entry(name)
+    weights, _ = resolve_weights(entry.weights_for, kwargs.get("weights"), kwargs.get("weights_file"))
+    model.record = ModelRecord(
+        name, kwargs, default_classes(model.num_classes),
+        weights.preprocessing if weights else TORCHVISION_IMAGENET,
+        Provenance(weights=weights.name if weights else None),
+    )
     return model
 
 

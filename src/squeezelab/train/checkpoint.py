@@ -11,6 +11,9 @@ Keys of a checkpoint (every consumer relies on them):
     state_dict               the model's weights
     classes                  class names, index order
     preprocessing            Preprocessing.to_dict(): what `predict` and `export` feed the model
+    provenance               Provenance.to_dict(): squeezelab version and git revision that wrote
+                             the file, the Weights record training started from (absent in files
+                             written before it was added)
     data                     the data config (spec, image size, the saved val split), so
                              `eval`/`compress` without --data use the same validation images
     train, speed             the training and speed configs
@@ -29,18 +32,28 @@ import torch
 from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
-from squeezelab.models.config import ModelConfig
-from squeezelab.preprocessing import Preprocessing
+from squeezelab.models.rebuild import rebuild
+from squeezelab.models.record import ModelRecord, Provenance
 from squeezelab.utils.atomic import atomic_write_bytes
 
 FORMAT = "squeezelab-checkpoint"
-VERSION = 1
+VERSION = 1  # 'provenance' is an optional key: older readers open newer files and the reverse
+
+
+def record_entries(record: ModelRecord) -> dict:
+    """The checkpoint keys that hold `record`: model, classes, preprocessing, provenance."""
+    data = record.to_dict()
+    return {"model": {"name": data["name"], "options": data["options"]}, "classes": data["classes"],
+            "preprocessing": data["preprocessing"], "provenance": data["provenance"]}
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """Write `payload` (must hold 'model' config dict and 'state_dict') atomically."""
+    """Write `payload` (must hold 'model' config dict and 'state_dict') atomically, stamped with
+    the running squeezelab's version and git revision."""
+    weights = (payload.get("provenance") or {}).get("weights")
+    stamp = Provenance.current(weights).to_dict()
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    torch.save({"format": FORMAT, "version": VERSION, **payload, "provenance": stamp}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -65,16 +78,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return data
 
 
+def record_from_checkpoint(data: dict) -> ModelRecord:
+    """The `ModelRecord` a checkpoint holds (any version)."""
+    return ModelRecord.from_dict({**data["model"], "classes": data.get("classes"),
+                                  "preprocessing": data.get("preprocessing"), "provenance": data.get("provenance")})
+
+
 def model_from_checkpoint(data: dict) -> nn.Module:
-    """Rebuild the model (architecture from its config, then weights) with its metadata attached."""
-    config = ModelConfig.from_dict(data["model"])
-    model = config.build()
+    """The model a checkpoint holds, rebuilt from its record, in eval mode, with `model.record`."""
     try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise BadFileError(f"checkpoint weights do not fit its architecture: {str(exc).splitlines()[0]}") from None
-    model.classes = list(data.get("classes") or [str(i) for i in range(model.num_classes)])
-    if data.get("preprocessing"):
-        model.preprocessing = Preprocessing.from_dict(data["preprocessing"])
-    model.model_config = config
-    return model.eval()
+        return rebuild(record_from_checkpoint(data), data["state_dict"])
+    except SqueezelabError as exc:
+        raise BadFileError(f"checkpoint does not rebuild: {exc}") from None

@@ -25,6 +25,7 @@ from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
+from squeezelab.models.record import Provenance
 from squeezelab.models.weights import read_state_dict
 from squeezelab.report.training import write_metrics_csv, write_run_reports
 from squeezelab.train import distributed
@@ -175,7 +176,7 @@ def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = 
     """Train from configs, writing checkpoints and reports to `out`; returns the result dict that
     `squeezelab train --json` prints: best_val_acc (fraction), best_epoch, final_val_acc, epochs,
     seconds, checkpoint (best.pt), last_checkpoint, out, device, world_size, train_images,
-    val_images, skipped_images, model, data.
+    val_images, skipped_images, model, data, provenance (squeezelab version and git revision).
 
     model_config None: `default_model_config(data)`; a callable: called with the opened Dataset.
     resume: continue from out/last.pt with the configs recorded there (`resume_epochs`: a new total,
@@ -335,6 +336,7 @@ def finish(run: Run, seconds: float) -> dict:
         "device": str(e.device), "world_size": e.info.world_size, "train_images": len(data.train),
         "val_images": len(data.val), "skipped_images": len(data.skipped),
         "model": run.model_config.to_dict(), "data": data.config.spec,
+        "provenance": Provenance.current().to_dict(),
     }
     if e.info.is_main:
         atomic_write_text(out / "result.json", json.dumps(result, indent=2))
