@@ -1,5 +1,8 @@
 import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,8 +87,12 @@ def test_corrupt_image_in_folder_exits_2_naming_it_then_skips(tmp_path, cli):
 
 
 def test_the_console_script_reports_a_mistake_in_one_line():
-    """End to end through a fresh interpreter: nothing but the one line reaches the terminal."""
-    one_line_error(run_console("train", "--data", TINY_DATA, "--epochs", "0"), "--epochs")
+    """End to end through the installed `squeezelab` script: nothing but the one line reaches the terminal."""
+    script = Path(sys.executable).with_name("squeezelab")
+    done = subprocess.run([str(script), "train", "--data", TINY_DATA, "--epochs", "0"], capture_output=True, text=True,
+                          timeout=300)
+    one_line_error(done, "--epochs")
+    assert done.stdout == ""
 
 
 @pytest.mark.slow

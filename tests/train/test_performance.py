@@ -106,12 +106,12 @@ model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(), torch.nn
 x = torch.randn(16, 3, 224, 224)  # 50 MB activations: above any mmap threshold glibc adapts to
 def step():
     model(x).square().mean().backward()
-for _ in range(5):
-    step()
-before = faults()
 for _ in range(3):
     step()
-print((faults() - before) // 3)
+before = faults()
+for _ in range(2):
+    step()
+print((faults() - before) // 2)
 """
 
 
