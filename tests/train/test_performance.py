@@ -85,7 +85,7 @@ def test_speed_config_round_trips_and_ignores_unknown_keys():
 
 
 @pytest.mark.slow
-def test_train_throughput_quick_prints_the_contract_table():
+def test_train_throughput_quick_prints_the_ratio_table():
     bench = Path(__file__).resolve().parents[2] / "bench" / "train_throughput.py"
     done = subprocess.run([sys.executable, str(bench), "--quick", "--rounds", "1", "--steps", "1"],
                           capture_output=True, text=True, timeout=900)
