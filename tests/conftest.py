@@ -1,34 +1,40 @@
-"""Shared fixtures. The package is installed editable (./test does it); never imported by path."""
+"""Shared fixtures. The package is installed editable (./test does it); never imported by path.
+
+`cli` runs `squeezelab.cli.main(argv)` in this process (no fresh interpreter importing torch per
+call); helpers.run_console starts the installed command in a subprocess, kept for what only a
+real process shows: signals, torchrun, a server, and the console script itself.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import json
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+from helpers import TINY_DATA, run_main
 
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
+    """Each test starts from seed 0 and gets back the thread count a command it ran may change
+    (`--threads`, training's one thread per core)."""
+    threads = torch.get_num_threads()
     torch.manual_seed(0)
     yield
-
-
-def run_cli(*args: str, timeout: float = 300, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    """Run `python -m squeezelab ARGS` in a subprocess, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "squeezelab", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd,
-        env={**os.environ, **(env or {})},
-    )
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
 def cli():
-    return run_cli
+    """Run `squeezelab ARGS` in this process: cli("eval", path, "--json") -> returncode, stdout, stderr."""
+    return run_main
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny `squeezelab train --json` run shared by the tests that need a trained checkpoint
+    (eval, predict, compress, export): (result dict, run folder)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    done = run_main("train", "--data", TINY_DATA, "--epochs", "2", "--batch-size", "16", "--out", out, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), out

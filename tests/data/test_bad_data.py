@@ -1,4 +1,4 @@
-"""Issue 9, sections 1-2: each bad image or data set gives one clear line (or is skipped and counted)."""
+"""Each bad image or data set gives one clear line (or is skipped and counted)."""
 
 import os
 import pickle

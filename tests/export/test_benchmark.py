@@ -4,7 +4,7 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.export.benchmark import benchmark, ratio
 
 
-def test_benchmark_rows_carry_the_contract_keys_and_ratios():
+def test_benchmark_rows_carry_the_documented_keys_and_ratios():
     rows = benchmark(["squeezenet1_1"], batches=[1, 2], input_size=48, backends=["eager", "channels_last", "ort_fp32"],
                      min_seconds=0.05)
     assert [(r["backend"], r["batch"]) for r in rows] == [

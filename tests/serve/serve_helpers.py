@@ -35,7 +35,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def bad_uploads() -> dict[str, tuple[str, bytes, str]]:
-    """The issue's bad uploads, as (file name, bytes, declared type)."""
+    """Uploads a service must refuse, as (file name, bytes, declared type)."""
     good = jpeg_bytes()
     return {
         "empty": ("empty.jpg", b"", "image/jpeg"),

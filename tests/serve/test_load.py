@@ -1,4 +1,4 @@
-"""A real server on loopback under a bounded load with bad uploads mixed in (issue 6 goal, issue 9.5)."""
+"""A real server on loopback under a bounded load with bad uploads mixed in."""
 
 import httpx
 import pytest

@@ -1,3 +1,4 @@
+import csv
 import json
 import math
 
@@ -39,7 +40,9 @@ def test_loss_guard_stops_on_nan_and_on_chance():
 def test_train_writes_run_outputs_and_checkpoint_rebuilds(tmp_path):
     result = train(data_config=TINY, train_config=TrainConfig(epochs=2, batch_size=16, lr=0.05), out=tmp_path)
     assert set(result) >= {"best_val_acc", "epochs", "seconds", "checkpoint"}
-    assert 0.0 <= result["best_val_acc"] <= 1.0 and result["epochs"] == 2
+    assert result["epochs"] == 2
+    val_accs = [float(row["val_acc"]) for row in csv.DictReader((tmp_path / "metrics.csv").open(newline=""))]
+    assert result["best_val_acc"] == pytest.approx(max(val_accs), abs=1e-6)
     for name in ("last.pt", "best.pt", "metrics.csv", "curves.png", "confusion.png", "per_class.csv", "config.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert (tmp_path / "metrics.csv").read_text().count("\n") == 3
@@ -62,7 +65,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingStopped, match="loss became"):
         train(data_config=TINY, train_config=TrainConfig(epochs=3, batch_size=16, lr=1e30, warmup_epochs=0),
               out=tmp_path, resume=False)
-    assert (tmp_path / "last.pt").read_bytes() == good or squeezelab.load_model(tmp_path / "last.pt")
+    assert (tmp_path / "last.pt").read_bytes() == good
 
 
 def test_fine_tune_trains_a_pruned_module_in_place():
@@ -72,7 +75,10 @@ def test_fine_tune_trains_a_pruned_module_in_place():
     prune.l1_unstructured(conv, "weight", amount=0.5)
     before = conv.weight_orig.detach().clone()
     history = fine_tune(model, data, epochs=1, lr=0.05, batch_size=16)
-    assert len(history) == 1 and 0 <= history[0]["val_acc"] <= 1
+    assert len(history) == 1
+    with torch.no_grad():  # the recorded accuracy is the fine-tuned model's on the validation split
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in data.batches("val", 256))
+    assert history[0]["val_acc"] == pytest.approx(correct / len(data.val))
     assert not torch.equal(before, conv.weight_orig)  # the parametrised weight was trained
     assert int((conv.weight == 0).sum()) >= conv.weight.numel() // 2  # and the mask still applies
     assert hasattr(conv, "weight_mask") and not model.training

@@ -1,0 +1,52 @@
+"""Helpers for running the `squeezelab` command in tests (imported by conftest.py and the tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+
+from squeezelab.cli import main
+
+# A data set small enough that a training run takes about a second.
+TINY_DATA = "synthetic:n=48,classes=3,size=12"
+
+
+@dataclasses.dataclass
+class Done:
+    """What a command left behind, shaped like subprocess.CompletedProcess."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args) -> Done:
+    """`squeezelab ARGS` in this process, stdout and stderr captured; argparse's SystemExit
+    becomes the exit code, as it would in a shell."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr = saved
+    return Done(code, out.getvalue(), err.getvalue())
+
+
+def run_console(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m squeezelab ARGS` in a fresh interpreter, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "squeezelab", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def one_line_error(done, words: str) -> None:
+    """The house rule for a user mistake: exit 2, one line on stderr naming it, no traceback."""
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert words in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
