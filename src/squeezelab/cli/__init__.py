@@ -14,7 +14,7 @@ import sys
 from squeezelab.errors import SqueezelabError
 
 # Modules under squeezelab.cli, one per subcommand (or group of related subcommands).
-COMMAND_MODULES = ["models", "train", "evaluate", "compress", "export", "bench", "serve", "analysis"]
+COMMAND_MODULES = ["models", "train", "evaluate", "compress", "export", "bench", "serve", "analysis", "convert"]
 
 
 class _Parser(argparse.ArgumentParser):
