@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--image-size", type=int, default=None, help="input side in pixels (default: the data's own)")
-    p.add_argument("--weights", default=None, help="fine-tune from a torchvision state_dict or squeezelab checkpoint")
+    p.add_argument("--weights", default=None, help="fine-tune from a file (torchvision state_dict, squeezelab checkpoint, the released .net) or a record name (e.g. squeezenet1_0.IMAGENET1K_V1)")
     p.add_argument("--freeze-features", action="store_true", help="train only the classifier")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")

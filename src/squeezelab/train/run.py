@@ -25,7 +25,7 @@ from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
-from squeezelab.models.weights import read_state_dict
+from squeezelab.models.weights import pretrained_state_dict
 from squeezelab.train import distributed, performance
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
 from squeezelab.train.config import TrainConfig
@@ -85,11 +85,11 @@ def check_writable(out: Path) -> None:
         raise SqueezelabError(f"cannot write to --out {out}: {exc.strerror or exc}; pick a writable folder") from None
 
 
-def load_pretrained(model: nn.Module, path: str) -> None:
+def load_pretrained(model: nn.Module, path: str, model_name: str | None = None) -> None:
     """Load a torchvision-format state_dict or a squeezelab checkpoint, except a classifier whose
     shape differs (the new head for the user's classes keeps its fresh initialisation)."""
     p = Path(path)
-    data = read_state_dict(p)  # weights_only; a squeezelab checkpoint gives its state_dict
+    data = pretrained_state_dict(p, model_name)  # a file, or a record name resolved against `model_name`
     own = model.state_dict()
     usable = {k: v for k, v in data.items() if k in own and own[k].shape == v.shape}
     if not any(k.startswith("features.") for k in usable):
@@ -151,7 +151,7 @@ def train(model_config: ModelConfig | None = None, data_config: DataConfig = Dat
         torch.manual_seed(train_config.seed)
         model = model_config.build()
         if train_config.weights and state is None:
-            load_pretrained(model, train_config.weights)
+            load_pretrained(model, train_config.weights, model_config.name)
         if train_config.freeze_features:
             for p in model.features.parameters():
                 p.requires_grad_(False)
