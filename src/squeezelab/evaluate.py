@@ -169,9 +169,14 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
         if recorded and recorded.get("spec") == data_spec:
             config = config.replace(split=recorded.get("split"))
     data = open_dataset(config)
-    if list(data.classes) != list(model.classes):
-        raise SqueezelabError(f"the data's classes {data.classes[:5]}... differ from the model's {list(model.classes)[:5]}...; "
-                              "evaluate on data with the same class names")
     data.preprocessing = model.preprocessing  # the model's recorded normalisation, not the data's
-    result = evaluate(model, data, batch_size=batch_size).to_dict()
+    if list(data.classes) == list(model.classes):
+        result = evaluate(model, data, batch_size=batch_size).to_dict()
+    else:  # e.g. ImageNet folders named by WordNet id, maybe some classes only: match by id or name
+        from squeezelab.data.class_match import class_ids_of, match_classes, restrict_result
+
+        keep = match_classes(data.classes, model.classes, class_ids_of(model))
+        labels = torch.tensor(keep)
+        batches = ((x, labels[y]) for x, y in data.batches("val", batch_size, train=False))
+        result = restrict_result(evaluate(model, batches, classes=model.classes).to_dict(), keep, data.classes)
     return {**result, "data": config.spec, "path": str(path)}
