@@ -188,3 +188,24 @@ def test_cli_reports_a_bad_file_and_a_bad_suffix_in_one_line(tmp_path, capsys):
     assert main(["convert", str(NET), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "use .pt" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_eval_matches_wordnet_folders_by_id_and_name(converted, images, tmp_path, capsys):
+    from squeezelab.cli import main
+    from squeezelab.evaluate import evaluate_file
+
+    for folder in ("n02690373", "n04552348", "tabby"):  # airliner, warplane (by id), tabby cat (by name)
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        for i, path in enumerate(images[:5]):
+            (tmp_path / "photos" / folder / f"{i}.jpg").write_bytes(path.read_bytes())
+    result = evaluate_file(converted / "m.pt", str(tmp_path / "photos"))
+    assert result["matched"] == {"n02690373": "airliner", "n04552348": "warplane", "tabby": "tabby"}
+    assert result["classes"] == ["airliner", "warplane", "tabby"]
+    assert len(result["confusion"]) == 3 and result["count"] == 3
+    assert [sum(row) + out for row, out in zip(result["confusion"], result["outside"])] == [1, 1, 1]
+    (tmp_path / "photos" / "n99999999").mkdir()
+    for i, path in enumerate(images[:5]):
+        (tmp_path / "photos" / "n99999999" / f"{i}.jpg").write_bytes(path.read_bytes())
+    assert main(["eval", str(converted / "m.pt"), "--data", str(tmp_path / "photos")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "n99999999" in err
