@@ -7,10 +7,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "convert",
         help="convert the released compressed_SqueezeNet.net into a checkpoint (.pt) or .sqz file",
-        description="decode the SqueezeNet paper's released Deep Compression model (ImageNet, v1.0) into a file every "
-        "command takes: a .pt checkpoint (dense weights, pruning kept as zeros) or a .sqz (its own 256-entry codebooks, "
-        "Huffman-coded). Classes are the 1000 ImageNet names with their WordNet ids; input is Caffe's (BGR, 0-255, "
-        "mean 104/117/123, 227 crop).",
+        description="decode the SqueezeNet paper's released Deep Compression model (ImageNet, v1.0) into a file "
+        "every command takes: a .pt checkpoint (dense weights, pruning kept as zeros) or a .sqz (its own 256-entry "
+        "codebooks, Huffman-coded). Classes are the 1000 ImageNet names with their WordNet ids; input is Caffe's "
+        "(BGR, 0-255, mean 104/117/123, 227 crop).",
     )
     p.add_argument("source", metavar="FILE.net", help="compressed_SqueezeNet.net")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the .pt or .sqz file to write")
