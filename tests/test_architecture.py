@@ -25,7 +25,7 @@ LAYERS = [
     ["compress"],
     ["export"],
     ["loading"],
-    ["analysis", "serve", "evaluate.files", "export.benchmark"],
+    ["analysis", "serve", "evaluate.files", "export.benchmark", "convert"],
     ["squeezelab"],  # the package itself: the public names `import squeezelab` gives
     ["cli", "__main__"],
 ]

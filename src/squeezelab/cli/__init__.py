@@ -17,7 +17,7 @@ from squeezelab import __version__
 from squeezelab.errors import SqueezelabError, SqueezelabWarning
 
 # Modules under squeezelab.cli, one per subcommand (or group of related subcommands).
-COMMAND_MODULES = ["models", "train", "evaluate", "compress", "export", "bench", "serve", "analysis"]
+COMMAND_MODULES = ["models", "train", "evaluate", "compress", "export", "bench", "serve", "analysis", "convert"]
 
 
 def _shows_default(action: argparse.Action) -> bool:

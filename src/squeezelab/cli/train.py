@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--val-fraction", type=float, default=_DATA.val_fraction)
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=_DATA.image_size,
                    help="input side in pixels (default: the data's own)")
-    p.add_argument("--weights", default=_TRAIN.weights, help="fine-tune from a torchvision state_dict or squeezelab checkpoint")
+    p.add_argument("--weights", default=_TRAIN.weights, help="fine-tune from a file (torchvision state_dict, squeezelab checkpoint, the released .net) "
+                        "or a record name (e.g. squeezenet1_0.IMAGENET1K_V1)")
     p.add_argument("--freeze-features", action="store_true", help="train only the classifier")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--device", default=_TRAIN.device, help="auto | cpu | cuda | cuda:N")

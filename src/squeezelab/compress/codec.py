@@ -208,6 +208,7 @@ def encode(
         "classes": list(classes or record.classes),
         "preprocessing": (preprocessing or record.preprocessing).to_dict(),
         "provenance": record.provenance.to_dict(),
+        **({"class_ids": list(record.class_ids)} if record.class_ids else {}),
         "gap_bits": gap_bits,
         "body_bytes": body.size,
         "tensors": directory,
@@ -424,7 +425,8 @@ def _record(header: dict, source: str) -> ModelRecord:
     provenance = header.get("provenance")
     _expect(provenance is None or isinstance(provenance, dict), source, "provenance")
     record = ModelRecord(model["name"], dict(model.get("options", {})), tuple(header["classes"]),
-                         provenance=Provenance.from_dict(provenance), notes=metadata)
+                         provenance=Provenance.from_dict(provenance), notes=metadata,
+                         class_ids=tuple(header.get("class_ids") or ()))
     return record.replace(preprocessing=preprocessing) if preprocessing else record
 
 

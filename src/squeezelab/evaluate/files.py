@@ -31,5 +31,21 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
         recorded = model.record.notes["data"]
     data = open_recorded_dataset(recorded, data_spec, classes=model.record.classes, preprocessing=model.record.preprocessing,
                                  where=str(path), skip_bad_images=skip_bad_images, held_out=True)
-    result = evaluate(model, data, batch_size=batch_size).to_dict()
+    if list(data.classes) == list(model.record.classes):
+        result = evaluate(model, data, batch_size=batch_size).to_dict()
+    else:  # e.g. ImageNet folders named by WordNet id, maybe some classes only: match by id or name
+        result = _evaluate_matched(model, data, batch_size)
     return {**result, "data": data.config.spec, "images": describe_evaluation(data.config), "path": str(path)}
+
+
+def _evaluate_matched(model, data, batch_size: int) -> dict:
+    """Top-1/top-5 over all the model's classes, with each folder mapped to its class by WordNet id
+    or name (never by position); per-class figures for the folder's classes only."""
+    import torch
+
+    from squeezelab.data.class_match import class_ids_of, match_classes, restrict_result
+
+    keep = match_classes(data.classes, model.record.classes, class_ids_of(model))
+    labels = torch.tensor(keep)
+    batches = ((x, labels[y]) for x, y in data.batches("val", batch_size, train=False))
+    return restrict_result(evaluate(model, batches, classes=model.record.classes).to_dict(), keep, data.classes)

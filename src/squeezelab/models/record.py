@@ -113,11 +113,13 @@ class ModelRecord:
     preprocessing: Preprocessing = TORCHVISION_IMAGENET
     provenance: Provenance = Provenance()
     notes: dict = dataclasses.field(default_factory=dict)  # what a file kept beside the model (.sqz: data, source)
+    class_ids: tuple[str, ...] = ()  # WordNet ids of the classes where known (ImageNet): folders named by id match
 
     def __post_init__(self):
         options = {k: _jsonable(v) for k, v in self.options.items() if k not in FILE_OPTIONS}
         object.__setattr__(self, "options", options)
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        object.__setattr__(self, "class_ids", tuple(str(c) for c in self.class_ids))
         object.__setattr__(self, "notes", _jsonable(dict(self.notes)))
 
     @property
@@ -134,7 +136,7 @@ class ModelRecord:
     def to_dict(self) -> dict:
         return {"name": self.name, "options": dict(self.options), "classes": list(self.classes),
                 "preprocessing": self.preprocessing.to_dict(), "provenance": self.provenance.to_dict(),
-                "notes": dict(self.notes)}
+                "notes": dict(self.notes), "class_ids": list(self.class_ids)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelRecord":
@@ -146,4 +148,5 @@ class ModelRecord:
             preprocessing=Preprocessing.from_dict(preprocessing) if preprocessing else TORCHVISION_IMAGENET,
             provenance=Provenance.from_dict(data.get("provenance")),
             notes=dict(data.get("notes") or {}),
+            class_ids=tuple(data.get("class_ids") or ()),
         )

@@ -52,6 +52,12 @@ WEIGHTS: dict[str, Weights] = {
             note="DeepScale/SqueezeNet v1.0 caffemodel converted to a torchvision-layout state dict",
         ),
         Weights(
+            "squeezenet1_0.DC_IMAGENET1K", "squeezenet1_0", None, CAFFE_IMAGENET,
+            num_params=1_248_424, metrics={"acc@1": 57.5, "acc@5": 80.3, "nonzero_weights": 415_921},
+            note="compressed_SqueezeNet.net (675,763 bytes), the SqueezeNet paper's Deep Compression release "
+            "(github songhan/SqueezeNet-Deep-Compression, BSD), or the .pt `squeezelab convert` writes from it",
+        ),
+        Weights(
             "squeezenet1_1.CAFFE_IMAGENET1K", "squeezenet1_1", None, CAFFE_IMAGENET,
             num_params=1_235_496,
             note="DeepScale/SqueezeNet v1.1 caffemodel converted to a torchvision-layout state dict",
@@ -90,7 +96,12 @@ def resolve_weights(model_name: str, weights, weights_file=None) -> tuple[Weight
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a torchvision-format state dict or a squeezelab checkpoint's weights, safely."""
+    """Read a torchvision-format state dict, a squeezelab checkpoint's weights or the released
+    Deep Compression file (.net), safely."""
+    if str(path).lower().endswith(".net"):
+        from squeezelab.models.released import decode_released_file
+
+        return decode_released_file(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -112,14 +123,47 @@ def load_weights(model: nn.Module, weights: Weights | None, path: str | None, *,
         try:
             state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise SqueezelabError(
-                f"could not fetch {weights.name} from {weights.url} ({type(exc).__name__}); "
-                "download it elsewhere and pass the file path as weights="
-            ) from None
+            raise SqueezelabError(offline_message(weights, exc)) from None
     else:
-        raise SqueezelabError(f"{weights.name} has no download address: pass the converted file path as weights=")
+        raise SqueezelabError(offline_message(weights))
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise SqueezelabError(f"weights do not fit the model: {first}") from None
+
+
+def offline_message(weights: Weights, exc: Exception | None = None) -> str:
+    """One line naming the file a record needs and where to put it when it cannot be fetched."""
+    if weights.url is None:
+        return (f"{weights.name} has no download address: pass its file as --weights FILE or weights_file=FILE: "
+                f"{weights.note or 'a converted state dict'}")
+    filename = weights.url.rsplit("/", 1)[-1]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    return (f"could not fetch {weights.name} ({type(exc).__name__ if exc else 'offline'}): download {weights.url} "
+            f"elsewhere and put {filename} in {cache}/ (or pass the file's path)")
+
+
+def pretrained_state_dict(spec: str | os.PathLike, model_name: str | None = None) -> dict[str, torch.Tensor]:
+    """The state dict behind `--weights SPEC`: a file path, or a record name such as
+    `squeezenet1_0.IMAGENET1K_V1` or `DC_IMAGENET1K` (downloaded into torch's cache when online).
+
+    >>> pretrained_state_dict("DC_IMAGENET1K")  # doctest: +SKIP
+    SqueezelabError: squeezenet1_0.DC_IMAGENET1K has no download address: pass its file (...)
+    """
+    text = str(spec)
+    if Path(text).exists():
+        return read_state_dict(text)
+    suffixed = [k for k in WEIGHTS if k.split(".", 1)[1] == text]
+    candidates = [text, f"{model_name}.{text}"] + (suffixed if len(suffixed) == 1 else [])
+    record = next((WEIGHTS[k] for k in candidates if k in WEIGHTS), None)
+    if record is None and len(suffixed) > 1:
+        raise SqueezelabError(f"weights {text!r} is ambiguous: name one of {', '.join(suffixed)}")
+    if record is None:
+        raise SqueezelabError(f"weights {text!r} is neither a file nor a known record (known: {', '.join(WEIGHTS)})")
+    if record.url is None:
+        raise SqueezelabError(offline_message(record))
+    try:
+        return torch.hub.load_state_dict_from_url(record.url, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SqueezelabError(offline_message(record, exc)) from None

@@ -41,10 +41,12 @@ VERSION = 1  # 'provenance' is an optional key: older readers open newer files a
 
 
 def record_entries(record: ModelRecord) -> dict:
-    """The checkpoint keys that hold `record`: model, classes, preprocessing, provenance."""
+    """The checkpoint keys that hold `record`: model, classes, preprocessing, provenance (and
+    class_ids where known)."""
     data = record.to_dict()
-    return {"model": {"name": data["name"], "options": data["options"]}, "classes": data["classes"],
-            "preprocessing": data["preprocessing"], "provenance": data["provenance"]}
+    entries = {"model": {"name": data["name"], "options": data["options"]}, "classes": data["classes"],
+               "preprocessing": data["preprocessing"], "provenance": data["provenance"]}
+    return {**entries, "class_ids": data["class_ids"]} if record.class_ids else entries
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
@@ -80,7 +82,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def record_from_checkpoint(data: dict) -> ModelRecord:
     """The `ModelRecord` a checkpoint holds (any version)."""
-    return ModelRecord.from_dict({**data["model"], "classes": data.get("classes"),
+    return ModelRecord.from_dict({**data["model"], "classes": data.get("classes"), "class_ids": data.get("class_ids"),
                                   "preprocessing": data.get("preprocessing"), "provenance": data.get("provenance")})
 
 

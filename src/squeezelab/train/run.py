@@ -26,7 +26,7 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.record import Provenance
-from squeezelab.models.weights import read_state_dict
+from squeezelab.models.weights import pretrained_state_dict
 from squeezelab.report.training import write_metrics_csv, write_run_reports
 from squeezelab.train import distributed
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -85,11 +85,11 @@ def check_writable(out: Path) -> None:
         raise SqueezelabError(f"cannot write to --out {out}: {exc.strerror or exc}; pick a writable folder") from None
 
 
-def load_pretrained(model: nn.Module, path: str) -> None:
+def load_pretrained(model: nn.Module, path: str, model_name: str | None = None) -> None:
     """Load a torchvision-format state_dict or a squeezelab checkpoint, except a classifier whose
     shape differs (the new head for the user's classes keeps its fresh initialisation)."""
     p = Path(path)
-    data = read_state_dict(p)  # weights_only; a squeezelab checkpoint gives its state_dict
+    data = pretrained_state_dict(p, model_name)  # a file, or a record name resolved against `model_name`
     own = model.state_dict()
     usable = {k: v for k, v in data.items() if k in own and own[k].shape == v.shape}
     if not any(k.startswith("features.") for k in usable):
