@@ -38,7 +38,7 @@ def conv_and_linear(name: str, module: nn.Module) -> bool:
     return isinstance(module, (nn.Conv2d, nn.Linear))
 
 
-# Densities of the released SqueezeNet Deep Compression model, by layer role (REFERENCE.md): the
+# Densities of the released SqueezeNet Deep Compression model, by layer role (its .net file's own layer counts): the
 # 3x3 expand filters hold most weights and lose two thirds; conv10 keeps about a fifth.
 PAPER_DENSITY = {"conv1": 1.0, "squeeze": 0.99, "expand1x1": 0.99, "expand3x3": 0.33, "classifier": 0.21}
 
