@@ -32,7 +32,7 @@ from squeezelab.compress.pipeline import fp32_bytes
 print = functools.partial(print, flush=True)  # progress shows up when piped to a file
 
 PAPER_BYTES = {8: 660_000, 6: 470_000}  # SqueezeNet paper, Table 2 ("0.66 MB", "0.47 MB")
-RELEASED_8BIT_BYTES = 675_763  # songhan/SqueezeNet-Deep-Compression's file (REFERENCE.md)
+RELEASED_8BIT_BYTES = 675_763  # songhan/SqueezeNet-Deep-Compression's file (its size on disk)
 
 
 def forward_seconds(model) -> float:

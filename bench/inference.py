@@ -2,11 +2,11 @@
 
 Prints the `squeezelab bench` table (224x224, batch 1 and 32) for squeezenet1_0, squeezenet1_1,
 MobileNetV2, MobileNetV3-small and ShuffleNetV2, every figure beside its ratio to PyTorch eager fp32
-measured in the same run, then the issue-6 goals as ratios:
+measured in the same run, then the deployment goals as ratios:
 - deployed fp32 (ONNX Runtime) >= 4x eager at batch 1 for squeezenet1_1;
 - int8 >= 2x ONNX Runtime fp32 at batch 32 and >= 1.6x at batch 1;
 - int8 top-1 agreement with fp32 >= 99% on real images.
-Int8 models are calibrated on real CIFAR-10 training images (/work/shared/data/cifar10-jpg.tar.gz,
+Int8 models are calibrated on real CIFAR-10 training images (../shared/data/cifar10-jpg.tar.gz,
 extracted to a temporary folder) and the agreement is measured on held-out CIFAR-10 test images.
 Speed does not depend on the weights, so the table uses random ones. Agreement does: without
 `--checkpoint` it is measured on squeezenet1_1 with random features and a final conv fitted as a

@@ -11,7 +11,7 @@ is the median of the per-round ratios.
     python bench/train_throughput.py --quick     # squeezenet1_1 224x224 batch 32 only
     python bench/train_throughput.py             # + squeezenet1_0 224 b32, small stem 32x32 b256
 
-The last line is `ratio=<number>` for squeezenet1_1 at 224 (the issue's contract).
+The last line is `ratio=<number>` for squeezenet1_1 at 224 (the headline figure).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Two tables by role (the first conv, the classifier, 1x1 squeeze/expand layers, 3x3 expand
 layers): the densities of the released SqueezeNet Deep Compression model (`PAPER_DENSITY`:
-REFERENCE.md; the 3x3 expand filters hold most weights and lose two thirds, conv10 keeps about a
+its .net file's own layer counts; the 3x3 expand filters hold most weights and lose two thirds, conv10 keeps about a
 fifth), and the factors of the `squeezenet` layer policy that `squeezelab compress` uses
 (`ROLE_DENSITY_FACTOR`: the few weights of the first conv and the classifier see every pixel /
 decide every class, and the 1x1 layers are a fifth of the weights).

@@ -2,7 +2,7 @@
 
 Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 is faster):
 - `eager`: PyTorch fp32, NCHW, the reference.
-- `channels_last`: PyTorch fp32 in NHWC, about 2x eager here (REFERENCE.md).
+- `channels_last`: PyTorch fp32 in NHWC, about 2x eager on a 2-core AVX-512 CPU.
 - `bf16`, `compile`: bf16 autocast and torch.compile; measured slower on this CPU (no BF16/AMX), so
   opt-in (`--backends`).
 - `ort_fp32`, `ort_int8` (QDQ U8S8 per-channel, the default int8 format), `ort_int8_qoperator`

@@ -1,14 +1,13 @@
 """int8 models through ONNX Runtime's static quantization, calibrated on real images.
 
 Every format has per-channel int8 weights and activation ranges from MinMax calibration on real
-images. Measured on this project's AVX-512 VNNI CPU (squeezenet1_1, 224x224, ONNX Runtime 1.32;
+images. Measured on a 2-core AVX-512 VNNI CPU (squeezenet1_1, 224x224, ONNX Runtime 1.32;
 `python bench/inference.py`), relative to ONNX Runtime fp32:
 - "qdq" (default): QuantizeLinear/DequantizeLinear pairs with uint8 activations and int8 weights
   (U8S8). ONNX Runtime fuses the pairs into the same QLinearConv/QLinearConcat NHWC graph as
   QOperator, so it is as fast (1.5x at batch 1, 1.6x at batch 32), and QDQ is the portable format
   other runtimes read; VNNI's u8 x s8 dot product is what makes U8S8 fast here.
-- "qoperator": QLinearConv etc. written out (U8S8): the same speed here, the format REFERENCE.md
-  measured fastest.
+- "qoperator": QLinearConv etc. written out (U8S8): the same speed here.
 - "qdq_s8s8": ONNX Runtime's documented default (int8 activations): 0.6x fp32 here, *slower*, since
   this CPU has no fast s8 x s8 path; kept selectable for CPUs and runtimes where it pays.
 Weights are 7-bit (`reduce_range`) in every format: ONNX Runtime's x86 int8 convolution adds pairs

@@ -1,6 +1,6 @@
 """The HTTP service: POST /predict, GET /health, GET /model, OpenAPI docs at /docs, a page at /.
 
-Bounded by design (issue 9, section 5): request bodies are capped before and while they are read
+Bounded by design (docs/RELIABILITY.md, section 5): request bodies are capped before and while they are read
 (413) and must keep arriving (408 after `read_timeout_s` of silence), images are capped by pixels
 before decoding (413), content types are checked (415), inference runs on
 `workers` threads with at most `max_queue` requests waiting (503 with Retry-After beyond that, or

@@ -14,8 +14,8 @@ DEFAULT_MODEL = "squeezenet1_1"  # the model that converges from scratch on smal
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(JsonConfig):
-    """How to train. The defaults are the recipe that converges on digits from scratch (README,
-    Training): SGD with Nesterov momentum, linear warm-up then cosine decay, label smoothing 0.1,
+    """How to train. The defaults are the recipe that converges on digits from scratch (docs/training.md):
+    SGD with Nesterov momentum, linear warm-up then cosine decay, label smoothing 0.1,
     weight decay 5e-4 on conv weights only (not on biases or batch-norm parameters).
 
     lr is for `batch_size` x `accumulate` images a step; `accumulate` > 1 sums gradients over

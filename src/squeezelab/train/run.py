@@ -37,7 +37,7 @@ from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 
 def default_model_config(data: Dataset, name: str = "squeezenet1_1", **options) -> ModelConfig:
-    """The model that converges from scratch on `data` (see README, Training): SqueezeNet 1.1 with
+    """The model that converges from scratch on `data` (see docs/training.md): SqueezeNet 1.1 with
     batch norm, no ReLU after the final conv, and the small stem (3x3 stride 1, no first pool) for
     images of 64 px or less, where the standard stem would shrink a 32x32 digit to 7x7 at once."""
     defaults = {"num_classes": data.num_classes, "batch_norm": True, "final_relu": False}
