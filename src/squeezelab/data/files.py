@@ -27,7 +27,7 @@ import torch
 
 from squeezelab.data.config import ALL_IMAGES, DataConfig
 from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
-from squeezelab.data.images import BadImageError, is_candidate, open_image
+from squeezelab.data.images import BadImageError, image_files, is_candidate, open_image
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import SqueezelabError
@@ -41,18 +41,7 @@ TENSOR_MAX_SIZE = 64  # images this small are decoded into one tensor
 def scan_class_folders(root: Path) -> list[tuple[Path, str]]:
     """(file, class name) for every candidate image under `root/<class>/`, sorted."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    items = []
-    for name in classes:
-        seen: set[str] = set()
-        for folder, dirs, files in os.walk(root / name, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen:
-                dirs[:] = []
-                continue
-            seen.add(real)
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            items.extend((Path(folder) / f, name) for f in sorted(files) if is_candidate(Path(f)))
-    return items
+    return [(path, name) for name in classes for path in image_files([root / name])]
 
 
 def open_folder(config: DataConfig, root: Path) -> Dataset:
