@@ -27,7 +27,7 @@ import torch
 
 from squeezelab.data.config import ALL_IMAGES, DataConfig
 from squeezelab.data.dataset import Dataset, check_classes, stats_preprocessing
-from squeezelab.data.images import BadImageError, image_files, is_candidate, open_image
+from squeezelab.data.images import BadImageError, image_files, open_image
 from squeezelab.data.split import stratified_split
 from squeezelab.data.tensor_split import Augment, TensorSplit
 from squeezelab.errors import SqueezelabError
