@@ -83,7 +83,7 @@ def run_predict(args) -> int:
         print(f"{r['path']}: {best}")
     written = [name for name in (args.csv, args.jsonl) if name]
     if written:
-        print(f"wrote {' and '.join(written)} ({len(results)} images)")
+        print(f"wrote {' and '.join(written)} ({len(results)} image{'s' if len(results) != 1 else ''})")
     return 0
 
 
