@@ -42,7 +42,8 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
              speed: runtime.SpeedConfig | None = None, classes: Sequence[str] | None = None,
              rank: int = 0, world_size: int = 1, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
              ) -> EvalResult:
-    """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`.
+    """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`: a
+    torch module or a `squeezelab.load_predictor` (ONNX, int8, ...), which runs like an eval-mode one.
 
     data: a `squeezelab.data.Dataset` (its `split` is used, not augmented) or any iterable of
     (normalised images, labels) batches (then `classes`, or `model.record.classes`, names the classes).
