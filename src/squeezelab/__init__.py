@@ -8,9 +8,9 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "load_model", "summarize", "SqueezelabError", "__version__"]
+__all__ = ["create_model", "list_models", "load_model", "load_predictor", "summarize", "SqueezelabError", "__version__"]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "create_model": "squeezelab.models", "list_models": "squeezelab.models",
-    "load_model": "squeezelab.loading", "summarize": "squeezelab.analysis.summary",
+    "load_model": "squeezelab.loading", "load_predictor": "squeezelab.loading", "summarize": "squeezelab.analysis.summary",
 })

@@ -147,7 +147,11 @@ def register_predictor_loader(suffix: str):
 def _load_checkpoint_file(path: Path) -> nn.Module:
     from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
-    return model_from_checkpoint(load_checkpoint(path))
+    checkpoint = load_checkpoint(path)
+    model = model_from_checkpoint(checkpoint)
+    if isinstance(checkpoint.get("data"), dict):  # the run's data, as a .sqz keeps it, so eval finds it
+        model.record = model.record.replace(notes={**model.record.notes, "data": checkpoint["data"]})
+    return model
 
 
 @register_loader(".sqz")
@@ -162,7 +166,7 @@ def _load_onnx_file(path: Path, threads: int | None) -> Predictor:
     from squeezelab.export.onnx import load_onnx
 
     onnx_model = load_onnx(path, threads=threads)
-    return Predictor(onnx_model.record, "onnx", lambda batch: torch.from_numpy(onnx_model(batch.numpy())),
+    return Predictor(onnx_model.record, "onnx", lambda batch: torch.from_numpy(onnx_model(batch.contiguous().numpy())),
                      path.stat().st_size, onnx_model.num_params)
 
 

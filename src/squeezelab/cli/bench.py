@@ -24,9 +24,10 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime fp32/int8)")
+    p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime fp32/int8) or of a model file")
     p.add_argument("models", nargs="*", metavar="MODEL",
-                   help=f"registry names or .pt/.sqz files (default: {' '.join(DEFAULT_BENCH_MODELS)})")
+                   help=f"registry names or model files: .pt and .sqz on every backend, .onnx and other "
+                        f"formats on their own engine (default: {' '.join(DEFAULT_BENCH_MODELS)})")
     p.add_argument("--batch-size", "--batch", dest="batch_size", default=",".join(map(str, DEFAULT_BENCH_BATCHES)),
                    help="comma-separated batch sizes")
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,

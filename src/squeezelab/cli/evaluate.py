@@ -14,17 +14,18 @@ PREDICT_CHUNK = 64  # images decoded at once: a folder of thousands of photos st
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="accuracy, loss, per-class metrics and confusion matrix of a model file")
-    p.add_argument("checkpoint", help="a .pt checkpoint (or any model file squeezelab can load)")
+    p.add_argument("checkpoint", metavar="MODEL", help="a model file: .pt checkpoint, .sqz, .onnx (int8 too), ...")
     p.add_argument("--data", default=None,
-                   help="data spec; default: the validation split recorded in the checkpoint. Other data than the "
-                        "run's is evaluated whole (a folder's test/ or val/ sub-folder when it has one)")
+                   help="data spec; default: the validation split recorded in a checkpoint or .sqz (an .onnx file "
+                        "records none). Other data than the run's is evaluated whole (a folder's test/ or val/ "
+                        "sub-folder when it has one)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--skip-bad-images", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser("predict", help="class probabilities for image files or folders of them")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", metavar="MODEL", help="a model file: .pt checkpoint, .sqz, .onnx (int8 too), ...")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (every image under them, sorted)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print a JSON list on stdout")
@@ -56,7 +57,7 @@ def run_eval(args) -> int:
 def run_predict(args) -> int:
     from squeezelab.data.images import image_files
     from squeezelab.evaluate import predict
-    from squeezelab.loading import load_model
+    from squeezelab.loading import load_predictor
     from squeezelab.utils.atomic import atomic_write_text
 
     if args.topk < 1:
@@ -64,7 +65,7 @@ def run_predict(args) -> int:
     paths = image_files(args.images)
     if not paths:
         raise SqueezelabError(f"no image files in {', '.join(args.images)}; expected .jpg, .png, ... files")
-    model = load_model(args.checkpoint)
+    model = load_predictor(args.checkpoint)
     results = []
     for start in range(0, len(paths), PREDICT_CHUNK):
         results.extend(predict(model, paths[start:start + PREDICT_CHUNK], topk=args.topk))
@@ -82,7 +83,7 @@ def run_predict(args) -> int:
         print(f"{r['path']}: {best}")
     written = [name for name in (args.csv, args.jsonl) if name]
     if written:
-        print(f"wrote {' and '.join(written)} ({len(results)} images)")
+        print(f"wrote {' and '.join(written)} ({len(results)} image{'s' if len(results) != 1 else ''})")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`squeezelab serve`: an HTTP service and a web page for a .pt, .sqz or .onnx model."""
+"""`squeezelab serve`: an HTTP service and a web page for any model file `load_predictor` opens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _DEFAULTS = ServeLimits()
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("serve", help="serve a model over HTTP with a page to try it (POST /predict, /docs)")
-    p.add_argument("model", metavar="CKPT|SQZ|ONNX", help="a .pt checkpoint, .sqz file or .onnx file")
+    p.add_argument("model", metavar="MODEL", help="a model file: .pt checkpoint, .sqz, .onnx (int8 too), ...")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind; 127.0.0.1 is this machine only")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for inference (default: one per core)")

@@ -10,32 +10,36 @@ import os
 
 from squeezelab.data.config import describe_evaluation
 from squeezelab.data.datasets import open_recorded_dataset
+from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate.predict import evaluate
-from squeezelab.loading import load_model
-from squeezelab.train.checkpoint import load_checkpoint
+from squeezelab.loading import load_predictor
 
 
 def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batch_size: int = 256,
-                  skip_bad_images: bool = False) -> dict:
-    """Load a model file and evaluate it; without `data_spec` (or with the run's own data), on the
-    validation split recorded in the checkpoint (or in the .sqz's header), otherwise on all of
-    `data_spec`. Returns EvalResult.to_dict() plus `data`, `images` (which images, in words) and `path`.
+                  skip_bad_images: bool = False, threads: int | None = None) -> dict:
+    """Open any model file `load_predictor` knows (.pt, .sqz, .onnx, ...) and evaluate it.
+
+    Without `data_spec` (or with the run's own data) it measures the validation split the file
+    records (a checkpoint or .sqz keeps its run's data; an ONNX file keeps none, so it needs
+    `data_spec`); other data is measured whole. Returns EvalResult.to_dict() plus `data`,
+    `images` (which images, in words), `path` and `format` (the engine that ran it).
 
     >>> evaluate_file("runs/latest/best.pt")["top1"]  # doctest: +SKIP
     """
-    model = load_model(path)
-    recorded = None
-    if str(path).endswith((".pt", ".pth")):
-        recorded = load_checkpoint(path).get("data")
-    elif isinstance(model.record.notes.get("data"), dict):  # a .sqz records its checkpoint's data
-        recorded = model.record.notes["data"]
-    data = open_recorded_dataset(recorded, data_spec, classes=model.record.classes, preprocessing=model.record.preprocessing,
+    predictor = load_predictor(path, threads=threads)
+    record = predictor.record
+    recorded = record.notes.get("data") if isinstance(record.notes.get("data"), dict) else None
+    if recorded is None and data_spec is None:
+        raise SqueezelabError(f"{path} records no data set to evaluate on; pass --data with a folder of labelled "
+                              "images (one sub-folder per class) or a data spec")
+    data = open_recorded_dataset(recorded, data_spec, classes=list(record.classes), preprocessing=record.preprocessing,
                                  where=str(path), skip_bad_images=skip_bad_images, held_out=True)
-    if list(data.classes) == list(model.record.classes):
-        result = evaluate(model, data, batch_size=batch_size).to_dict()
+    if list(data.classes) == list(record.classes):
+        result = evaluate(predictor, data, batch_size=batch_size).to_dict()
     else:  # e.g. ImageNet folders named by WordNet id, maybe some classes only: match by id or name
-        result = _evaluate_matched(model, data, batch_size)
-    return {**result, "data": data.config.spec, "images": describe_evaluation(data.config), "path": str(path)}
+        result = _evaluate_matched(predictor, data, batch_size)
+    return {**result, "data": data.config.spec, "images": describe_evaluation(data.config), "path": str(path),
+            "format": predictor.kind}
 
 
 def _evaluate_matched(model, data, batch_size: int) -> dict:

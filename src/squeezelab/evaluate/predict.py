@@ -42,7 +42,8 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
              speed: runtime.SpeedConfig | None = None, classes: Sequence[str] | None = None,
              rank: int = 0, world_size: int = 1, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
              ) -> EvalResult:
-    """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`.
+    """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`: a
+    torch module or a `squeezelab.load_predictor` (ONNX, int8, ...), which runs like an eval-mode one.
 
     data: a `squeezelab.data.Dataset` (its `split` is used, not augmented) or any iterable of
     (normalised images, labels) batches (then `classes`, or `model.record.classes`, names the classes).
@@ -56,7 +57,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
     True
     """
     speed = speed or runtime.SpeedConfig()
-    dev = torch.device(device) if device else next(model.parameters()).device
+    dev = torch.device(device) if device else _device_of(model)
     if hasattr(data, "batches") and hasattr(data, "classes"):
         classes = list(data.classes)
         batches = data.batches(split, batch_size, train=False, rank=rank, world_size=world_size)
@@ -69,10 +70,18 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
     return result_from_sums(sums, classes)
 
 
-def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: int = 5) -> list[dict]:
+def _device_of(model) -> torch.device:
+    """Where a torch module's weights are; a `loading.Predictor` (ONNX Runtime, ...) says itself."""
+    if isinstance(model, nn.Module):
+        return next(model.parameters()).device
+    return getattr(model, "device", torch.device("cpu"))
+
+
+def predict(model, image_paths: Sequence[str | os.PathLike], topk: int = 5) -> list[dict]:
     """Class names and probabilities for each image file, using `model.record`'s classes and
-    preprocessing (set by `squeezelab.load_model`). Any size and mode; bad files raise
-    `BadImageError` naming the file.
+    preprocessing. `model` is a torch module from `squeezelab.load_model` or any
+    `squeezelab.load_predictor` (ONNX, int8, ...): both are called on a float batch. Any image
+    size and mode; bad files raise `BadImageError` naming the file.
 
     Returns [{"path": str, "predictions": [{"label": name, "class": name, "probability": p}, ...]}, ...],
     most probable first.
@@ -80,7 +89,7 @@ def predict(model: nn.Module, image_paths: Sequence[str | os.PathLike], topk: in
     images = [open_image(p) for p in image_paths]
     classes = list(model.record.classes)
     k = max(1, min(topk, len(classes)))
-    device = next(model.parameters()).device
+    device = _device_of(model)
     model.eval()
     results = []
     with torch.no_grad():

@@ -9,6 +9,10 @@ Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 
   (QOperator U8S8), `ort_int8_s8s8` (QDQ S8S8, ONNX Runtime's documented default; slow without
   a fast s8 x s8 path): ONNX Runtime. See export/int8.py for the measurements.
 
+A model file that holds no torch module (an .onnx file, or any format registered with
+`loading.register_predictor_loader`) is timed as it is, on its own engine: one row per batch
+with `backend` = the engine's name and no eager reference.
+
 Int8 speed does not depend on which images calibrate it, so without calibration images the int8
 models for speed are calibrated on seeded random inputs; accuracy (top-1 agreement) is measured by
 `export.int8.top1_agreement` on real images (bench/inference.py).
@@ -27,15 +31,16 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.export.config import BENCH_BACKENDS, DEFAULT_BENCH_BACKENDS, DEFAULT_BENCH_MODELS, REGISTRY_INPUT_SIZE
+from squeezelab.loading import Predictor, load_predictor
 from squeezelab.utils.timing import time_call
 
 BACKENDS, DEFAULT_BACKENDS, DEFAULT_MODELS = BENCH_BACKENDS, DEFAULT_BENCH_BACKENDS, DEFAULT_BENCH_MODELS
 
 
-def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
-    """A registry name or a model file (.pt, .sqz) -> (label, model in eval mode); a file is
-    labelled by its path as given, so runs/a/best.pt and runs/b/best.pt stay apart."""
-    from squeezelab.loading import load_model
+def resolve_model(spec: str | nn.Module, threads: int | None = None) -> tuple[str, nn.Module | Predictor]:
+    """A registry name or a model file -> (label, model in eval mode); a file is labelled by its
+    path as given, so runs/a/best.pt and runs/b/best.pt stay apart. A file that holds a torch
+    module (.pt, .sqz) gives the module; any other format its `Predictor`."""
     from squeezelab.models import create_model, list_models
 
     if isinstance(spec, nn.Module):
@@ -43,7 +48,10 @@ def resolve_model(spec: str | nn.Module) -> tuple[str, nn.Module]:
     if spec in list_models():
         return spec, create_model(spec).eval()
     if os.path.exists(spec):
-        return str(spec), load_model(spec).eval()
+        predictor = load_predictor(spec, threads=threads)
+        if predictor.module is None:
+            return str(spec), predictor
+        return str(spec), predictor.module.to(memory_format=torch.contiguous_format).eval()
     return spec, create_model(spec).eval()  # raises the registry's "unknown model, did you mean" error
 
 
@@ -113,7 +121,9 @@ def benchmark_model(
     if unknown:
         raise SqueezelabError(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
     backends = ["eager", *[b for b in backends if b != "eager"]]
-    label, model = resolve_model(spec)
+    label, model = resolve_model(spec, threads)
+    if isinstance(model, Predictor):
+        return _benchmark_predictor(label, model, batches, input_size or model.preprocessing.crop, min_seconds)
     model = model.float().eval()
     record = getattr(model, "record", None)  # a peer's torchvision module may come without one
     input_size = input_size or (record.preprocessing.crop if record else REGISTRY_INPUT_SIZE)
@@ -152,6 +162,24 @@ def benchmark_model(
                     "ratio_vs_eager": round(reference / timing.ms_median, 3) if reference else None,
                 })
             model.to(memory_format=torch.contiguous_format)
+    return rows
+
+
+def _benchmark_predictor(label: str, predictor: Predictor, batches: Sequence[int], input_size: int,
+                         min_seconds: float) -> list[dict]:
+    """Rows for a file run by its own engine (ONNX Runtime, ...): no torch module, so no eager row."""
+    rows: list[dict] = []
+    for batch in batches:
+        x = torch.randn(batch, 3, input_size, input_size)
+        row = {"model": label, "backend": predictor.kind, "batch": batch, "input_size": input_size}
+        try:
+            timing = time_call(lambda: predictor.predict_logits(x), min_seconds=min_seconds)
+        except Exception as exc:  # e.g. a fixed input size other than --image-size
+            rows.append({**row, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"})
+            continue
+        rows.append({**row, "ms_median": timing.ms_median, "ms_p90": timing.ms_p90, "runs": timing.runs,
+                     "images_per_s": batch * 1e3 / timing.ms_median, "size_bytes": predictor.size_bytes,
+                     "ratio_vs_eager": None})
     return rows
 
 

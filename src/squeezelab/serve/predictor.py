@@ -14,5 +14,5 @@ __all__ = ["Predictor", "open_predictor", "predictor_from_module"]
 
 
 def open_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Predictor:
-    """A .pt checkpoint, .sqz or .onnx file, ready to serve."""
+    """Any model file `squeezelab.loading` has a loader for (.pt, .sqz, .onnx, ...), ready to serve."""
     return load_predictor(path, threads=threads)
