@@ -87,20 +87,22 @@ async def _send_error(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> FastAPI:
-    """The FastAPI app serving `predictor` within `limits`.
+class _Inference:
+    """Runs predictions on worker threads with a bounded queue: a request over the bound is
+    refused at once (503) rather than queued without limit, and a slot is held until its work
+    really ends, so a timed-out request that is still computing keeps counting against the bound."""
 
-    >>> # uvicorn.run(create_app(open_predictor("model.onnx")), host="127.0.0.1", port=8000)
-    """
-    app = FastAPI(title="squeezelab", version="1", description=f"Image classification with {predictor.name}")
-    executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="squeezelab-infer")
-    state = {"pending": 0, "served": 0, "rejected": 0, "started": time.time()}
+    def __init__(self, predictor: Predictor, limits: ServeLimits):
+        self.predictor, self.limits = predictor, limits
+        self.executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="squeezelab-infer")
+        self.state = {"pending": 0, "served": 0, "rejected": 0, "started": time.time()}
 
-    def infer(data: bytes, k: int) -> list[dict]:
-        image = decode_image(data, limits, target_size=predictor.preprocessing.resize)
-        return predictor.top_k([image], k)[0]
+    def _infer(self, data: bytes, k: int) -> list[dict]:
+        image = decode_image(data, self.limits, target_size=self.predictor.preprocessing.resize)
+        return self.predictor.top_k([image], k)[0]
 
-    async def run_bounded(data: bytes, k: int) -> list[dict]:
+    async def top_k(self, data: bytes, k: int) -> list[dict]:
+        state, limits = self.state, self.limits
         if state["pending"] >= limits.workers + limits.max_queue:
             raise UploadError(503, "the server is busy; retry in a moment")
         loop = asyncio.get_running_loop()
@@ -109,15 +111,40 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         def release():
             state["pending"] -= 1
 
-        # the slot is held until the work really ends (or is cancelled before it starts), so a
-        # timed-out request that is still computing keeps counting against the bound
-        work = executor.submit(infer, data, k)
+        work = self.executor.submit(self._infer, data, k)
         work.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(work)), timeout=limits.timeout_s)
         except asyncio.TimeoutError:
             work.cancel()  # drops it if it is still waiting in the queue
             raise UploadError(503, f"the request took over {limits.timeout_s:.0f} s; retry later") from None
+
+
+async def _read_image_bytes(request: Request) -> bytes:
+    """The uploaded image: multipart field `file`, or the raw body with an image/* content type."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except (_TooLarge, _Stalled):
+            raise
+        except Exception:
+            raise UploadError(400, "the multipart form could not be parsed; send the image as field 'file'") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UploadError(400, "no file in the form; send the image as multipart field 'file'")
+        check_content_type(upload.content_type)
+        data = await upload.read()
+        await form.close()
+        return data
+    if content_type.startswith(("image/", "application/octet-stream")) or not content_type:
+        return await request.body()
+    raise UploadError(415, f"unsupported content type {content_type.split(';')[0]!r}; "
+                           "send multipart/form-data with field 'file' or the image bytes as image/*")
+
+
+def _add_error_handlers(app: FastAPI, state: dict) -> None:
+    """Every error as {"detail": one line} with its status; nothing unexpected leaks a traceback."""
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError):
@@ -140,6 +167,17 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         log.exception("unexpected error serving %s", request.url.path)
         return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
+
+def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> FastAPI:
+    """The FastAPI app serving `predictor` within `limits`.
+
+    >>> # uvicorn.run(create_app(open_predictor("model.onnx")), host="127.0.0.1", port=8000)
+    """
+    app = FastAPI(title="squeezelab", version="1", description=f"Image classification with {predictor.name}")
+    inference = _Inference(predictor, limits)
+    state = inference.state
+    _add_error_handlers(app, state)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
         return resources.files("squeezelab.serve").joinpath("page.html").read_text(encoding="utf-8")
@@ -160,26 +198,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         """Upload one image (multipart field `file`, or the raw bytes with an image/* content type);
         get the top-k classes with probabilities."""
         started = time.perf_counter()
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            try:
-                form = await request.form(max_files=1, max_fields=8)
-            except (_TooLarge, _Stalled):
-                raise
-            except Exception:
-                raise UploadError(400, "the multipart form could not be parsed; send the image as field 'file'") from None
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise UploadError(400, "no file in the form; send the image as multipart field 'file'")
-            check_content_type(upload.content_type)
-            data = await upload.read()
-            await form.close()
-        elif content_type.startswith(("image/", "application/octet-stream")) or not content_type:
-            data = await request.body()
-        else:
-            raise UploadError(415, f"unsupported content type {content_type.split(';')[0]!r}; "
-                                   "send multipart/form-data with field 'file' or the image bytes as image/*")
-        top = await run_bounded(data, k)
+        top = await inference.top_k(await _read_image_bytes(request), k)
         state["served"] += 1
         return {"model": predictor.name, "top_k": top, "ms": round((time.perf_counter() - started) * 1e3, 2)}
 
