@@ -23,8 +23,7 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.rebuild import record_of
-from squeezelab.models.record import ModelRecord
-from squeezelab.preprocessing import Preprocessing
+from squeezelab.models.record import ModelRecord, RecordFace
 
 MODEL_LOADERS: dict[str, Callable[[Path], nn.Module]] = {}  # suffix -> path -> module with .record
 PREDICTOR_LOADERS: dict[str, Callable[[Path, int | None], "Predictor"]] = {}  # suffix -> (path, threads)
@@ -33,7 +32,7 @@ SUFFIX_ALIASES = {".pth": ".pt"}
 
 
 @dataclasses.dataclass
-class Predictor:
+class Predictor(RecordFace):
     """A model file opened for inference, whatever runs it: its record (classes, preprocessing)
     and a function from a float batch (N, 3, H, W) to logits (N, classes).
 
@@ -48,22 +47,6 @@ class Predictor:
     num_params: int | None = None
     module: nn.Module | None = None  # the torch module, for formats that give one
     training = False
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.record.classes)
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return self.record.preprocessing
-
-    @property
-    def num_classes(self) -> int:
-        return self.record.num_classes
 
     @property
     def device(self) -> torch.device:

@@ -31,7 +31,6 @@ from squeezelab.compress.config import CompressConfig, PruneConfig, QuantConfig
 from squeezelab.compress.policy import gradual_densities, policy_densities
 from squeezelab.compress.prune import overall_density, prune
 from squeezelab.compress.quantize import quantize_
-from squeezelab.errors import SqueezelabError
 
 FineTune = Callable[[nn.Module, int], None]  # (model, epochs): train in place
 Evaluate = Callable[[nn.Module], float]  # model -> validation top-1 as a fraction

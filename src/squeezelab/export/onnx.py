@@ -30,7 +30,7 @@ from torch import nn
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.export.config import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from squeezelab.models.rebuild import record_of
-from squeezelab.models.record import ModelRecord, Provenance, default_classes, package_version
+from squeezelab.models.record import ModelRecord, Provenance, RecordFace, default_classes, package_version
 from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
 from squeezelab.utils.atomic import atomic_write_bytes
 
@@ -186,7 +186,7 @@ def make_session(onnx_model: bytes | str | os.PathLike, threads: int | None = No
 
 
 @dataclasses.dataclass
-class OnnxModel:
+class OnnxModel(RecordFace):
     """An ONNX classifier with the record `export_onnx` wrote, run by ONNX Runtime.
 
     Call it with a float32 numpy batch (N, 3, H, W); it returns logits (N, classes).
@@ -198,22 +198,6 @@ class OnnxModel:
     input_size: int
     num_params: int | None
     fixed_batch: int | None
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.record.classes)
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        return self.record.preprocessing
-
-    @property
-    def num_classes(self) -> int:
-        return self.record.num_classes
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -150,3 +150,26 @@ class ModelRecord:
             notes=dict(data.get("notes") or {}),
             class_ids=tuple(data.get("class_ids") or ()),
         )
+
+
+class RecordFace:
+    """The face every loaded model shows, read from its `record`: name, classes (a list, in output
+    order), preprocessing and num_classes. Predictors and ONNX models inherit it."""
+
+    record: ModelRecord
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.record.classes)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.record.preprocessing
+
+    @property
+    def num_classes(self) -> int:
+        return self.record.num_classes
