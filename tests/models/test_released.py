@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from squeezelab.errors import BadFileError
+
 # the shared data folder beside the repository; SQUEEZELAB_SHARED_DATA points elsewhere (a worktree)
 DATA = Path(os.environ.get("SQUEEZELAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 NET = DATA / "squeezenet-dc" / "compressed_SqueezeNet.net"
