@@ -135,6 +135,37 @@ def layer_names(table: Sequence[Row]) -> list[str]:
     return names
 
 
+def _feature_layers(table: Sequence[Row], channels: int, *, batch_norm: bool, se_ratio: float, bypass: str):
+    """The modules of `features` for a layer table, their paper names by module path, and the
+    channels coming out. Bypass goes where channels match (identity) or, for `complex`, through a
+    1x1 conv elsewhere (Section 6)."""
+    names: dict[str, str] = {}
+    layers: list[nn.Module] = []
+    for row, name in zip(table, layer_names(table)):
+        kind = row[0]
+        names[f"features.{len(layers)}"] = name
+        if kind == "conv":
+            _, out_ch, kernel, stride, padding = row
+            layers.append(nn.Conv2d(channels, out_ch, kernel, stride, padding, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.ReLU(inplace=True))
+            channels = out_ch
+        elif kind == "pool":
+            layers.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
+        elif kind == "fire":
+            _, squeeze, e1, e3 = row
+            out_ch = e1 + e3
+            kind_of_bypass = "none"
+            if bypass != "none":
+                kind_of_bypass = "identity" if channels == out_ch else ("conv" if bypass == "complex" else "none")
+            layers.append(Fire(channels, squeeze, e1, e3, batch_norm=batch_norm, se_ratio=se_ratio, bypass=kind_of_bypass))
+            channels = out_ch
+        else:
+            raise SqueezelabError(f"unknown table row {row!r}: rows are conv, pool or fire")
+    return layers, names, channels
+
+
 class SqueezeNet(nn.Module):
     """SqueezeNet from a layer table, with torchvision's module layout.
 
@@ -166,33 +197,8 @@ class SqueezeNet(nn.Module):
         self.table = tuple(tuple(r) for r in table)
         self.num_classes = num_classes
         self.min_input_size = min_input_size(self.table)
-        self.layer_names: dict[str, str] = {}
-        layers: list[nn.Module] = []
-        channels = in_chans
-        for row, name in zip(self.table, layer_names(self.table)):
-            kind = row[0]
-            self.layer_names[f"features.{len(layers)}"] = name
-            if kind == "conv":
-                _, out_ch, kernel, stride, padding = row
-                layers.append(nn.Conv2d(channels, out_ch, kernel, stride, padding, bias=not batch_norm))
-                if batch_norm:
-                    layers.append(nn.BatchNorm2d(out_ch))
-                layers.append(nn.ReLU(inplace=True))
-                channels = out_ch
-            elif kind == "pool":
-                layers.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-            elif kind == "fire":
-                _, squeeze, e1, e3 = row
-                out_ch = e1 + e3
-                kind_of_bypass = "none"
-                if bypass != "none":
-                    kind_of_bypass = "identity" if channels == out_ch else ("conv" if bypass == "complex" else "none")
-                layers.append(
-                    Fire(channels, squeeze, e1, e3, batch_norm=batch_norm, se_ratio=se_ratio, bypass=kind_of_bypass)
-                )
-                channels = out_ch
-            else:
-                raise SqueezelabError(f"unknown table row {row!r}: rows are conv, pool or fire")
+        layers, self.layer_names, channels = _feature_layers(self.table, in_chans, batch_norm=batch_norm,
+                                                             se_ratio=se_ratio, bypass=bypass)
         self.features = nn.Sequential(*layers)
         self.num_features = channels
         final_conv = nn.Conv2d(channels, num_classes, kernel_size=1)
