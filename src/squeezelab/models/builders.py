@@ -14,6 +14,7 @@ from squeezelab.models.registry import register_model
 from squeezelab.models.squeezenet import (
     SQUEEZENET1_0_TABLE,
     SQUEEZENET1_1_TABLE,
+    PAPER_METAPARAMETERS as PAPER,
     Metaparameters,
     Row,
     SqueezeNet,
@@ -88,7 +89,8 @@ squeezenet1_1_complex_bypass = _bypass_variant(
 
 @register_model()
 def squeezenet_meta(
-    *, base_e: int = 128, incr_e: int = 128, freq: int = 2, pct3x3: float = 0.5, squeeze_ratio: float = 0.125,
+    *, base_e: int = PAPER.base_e, incr_e: int = PAPER.incr_e, freq: int = PAPER.freq, pct3x3: float = PAPER.pct3x3,
+    squeeze_ratio: float = PAPER.squeeze_ratio,
     num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
     bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
     table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,

@@ -48,12 +48,29 @@ SQUEEZENET1_1_TABLE: tuple[Row, ...] = (
 STEMS = ("standard", "small")
 
 
+@dataclasses.dataclass(frozen=True)
+class Metaparameters:
+    """The paper's Section 5 design knobs; the defaults are SqueezeNet 1.0."""
+
+    base_e: int = 128
+    incr_e: int = 128
+    freq: int = 2
+    pct3x3: float = 0.5
+    squeeze_ratio: float = 0.125
+
+    def table(self) -> tuple[Row, ...]:
+        return table_from_metaparameters(**dataclasses.asdict(self))
+
+
+PAPER_METAPARAMETERS = Metaparameters()  # the one place the paper's values are written
+
+
 def table_from_metaparameters(
-    base_e: int = 128,
-    incr_e: int = 128,
-    freq: int = 2,
-    pct3x3: float = 0.5,
-    squeeze_ratio: float = 0.125,
+    base_e: int = PAPER_METAPARAMETERS.base_e,
+    incr_e: int = PAPER_METAPARAMETERS.incr_e,
+    freq: int = PAPER_METAPARAMETERS.freq,
+    pct3x3: float = PAPER_METAPARAMETERS.pct3x3,
+    squeeze_ratio: float = PAPER_METAPARAMETERS.squeeze_ratio,
     num_fires: int = 8,
     pool_after: Sequence[int] = (2, 6),
     stem: Row = ("conv", 96, 7, 2, 0),
@@ -287,20 +304,6 @@ class SqueezeNet(nn.Module):
         nn.init.constant_(new.bias, 0)
         self.classifier[1] = new
         self.num_classes = num_classes
-
-
-@dataclasses.dataclass(frozen=True)
-class Metaparameters:
-    """The paper's Section 5 design knobs; the defaults are SqueezeNet 1.0."""
-
-    base_e: int = 128
-    incr_e: int = 128
-    freq: int = 2
-    pct3x3: float = 0.5
-    squeeze_ratio: float = 0.125
-
-    def table(self) -> tuple[Row, ...]:
-        return table_from_metaparameters(**dataclasses.asdict(self))
 
 
 def build_squeezenet(table: Sequence[Row], *, stem: str = "standard", **kwargs) -> SqueezeNet:
