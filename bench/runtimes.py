@@ -42,7 +42,7 @@ def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
     quantize_int8(tmp / "fp32.onnx", tmp / "int8.onnx", calibration)
     export_openvino(model, tmp / "fp32.xml", input_size=size)
     quantize_openvino(model, tmp / "fp32.xml", tmp / "int8.xml", calibration)
-    export_ncnn(model, tmp / "fp32.param", input_size=size)
+    export_ncnn(model, tmp / "ncnn.param", input_size=size)
 
     def ort(path):
         session = make_session(path, threads)
@@ -53,7 +53,7 @@ def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
             return model(torch.from_numpy(a))
 
     return {"eager": eager, "ort_fp32": ort(tmp / "fp32.onnx"), "openvino_fp32": load_openvino(tmp / "fp32.xml", threads=threads),
-            "ncnn_fp32": load_ncnn(tmp / "fp32.param", threads=threads), "ort_int8_plain": ort(tmp / "plain.onnx"),
+            "ncnn_fp32": load_ncnn(tmp / "ncnn.param", threads=threads), "ort_int8_plain": ort(tmp / "plain.onnx"),
             "ort_int8": ort(tmp / "int8.onnx"), "openvino_int8": load_openvino(tmp / "int8.xml", threads=threads)}
 
 

@@ -55,3 +55,12 @@ def test_missing_record_and_int8_are_one_line_errors(exported, tmp_path):
         load_predictor(tmp_path / "m.param")
     with pytest.raises(SqueezelabError, match="ncnn2int8"):
         export_model(small_model(), tmp_path / "n.param", int8=True, calib_data=images)
+
+
+def test_an_ncnn_export_never_overwrites_an_openvino_ir_s_weights(exported, tmp_path):
+    _, tmp, _, _ = exported
+    (tmp_path / "m.xml").write_text("<net/>")
+    (tmp_path / "m.bin").write_bytes(b"weights")
+    with pytest.raises(SqueezelabError, match="weights of"):
+        export_model(small_model(), tmp_path / "m.param")
+    assert (tmp_path / "m.bin").read_bytes() == b"weights" and not (tmp_path / "m.param").exists()

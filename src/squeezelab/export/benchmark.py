@@ -107,8 +107,8 @@ def _runtime_models(model: nn.Module, input_size: int, backends: Sequence[str], 
     if "ncnn_fp32" in wanted:
         from squeezelab.export.ncnn import export_ncnn, load_ncnn
 
-        report = export_ncnn(model, tmp / "fp32.param", input_size=input_size)
-        models["ncnn_fp32"] = (load_ncnn(tmp / "fp32.param", threads=threads), report["size_bytes"])
+        report = export_ncnn(model, tmp / "ncnn.param", input_size=input_size)
+        models["ncnn_fp32"] = (load_ncnn(tmp / "ncnn.param", threads=threads), report["size_bytes"])
     return models
 
 

@@ -4,6 +4,7 @@ an exported model against PyTorch on real images (max abs logit difference, top-
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,6 +22,14 @@ def import_runtime(module: str, purpose: str):
         return importlib.import_module(module)
     except ImportError:
         raise SqueezelabError(f"{purpose} needs the '{module}' package: pip install squeezelab[{EXTRA}]") from None
+
+
+def claim_weights_file(path: Path, other_suffix: str) -> None:
+    """OpenVINO (m.xml) and ncnn (m.param) both keep their weights in m.bin: refuse to overwrite
+    the other format's weights."""
+    other = path.with_suffix(other_suffix)
+    if other.exists():
+        raise SqueezelabError(f"{path.with_suffix('.bin')} holds the weights of {other}; write {path.name} under another name")
 
 
 def compare_with_torch(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], batches: list[torch.Tensor],

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
-from squeezelab.export.check import compare_with_torch, import_runtime, seeded_inputs
+from squeezelab.export.check import claim_weights_file, compare_with_torch, import_runtime, seeded_inputs
 from squeezelab.export.onnx import META_PREFIX, _record_from_metadata, metadata_for, model_input_size
 from squeezelab.models.record import ModelRecord
 from squeezelab.utils.atomic import atomic_write_bytes
@@ -106,6 +106,7 @@ def export_ncnn(model: nn.Module, path: str | os.PathLike, *, input_size: int | 
     path = Path(path)
     if path.suffix.lower() != ".param":
         raise SqueezelabError(f"an ncnn model is a .param file (with its .bin beside it); got -o {path}")
+    claim_weights_file(path, ".xml")
     model = model.eval().float().to(memory_format=torch.contiguous_format)
     size = input_size or model_input_size(model)
     metadata = metadata_for(model, size)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
-from squeezelab.export.check import compare_with_torch, import_runtime, seeded_inputs
+from squeezelab.export.check import claim_weights_file, compare_with_torch, import_runtime, seeded_inputs
 from squeezelab.export.onnx import (META_PREFIX, _record_from_metadata, _to_onnx_bytes, metadata_for,
                                     model_input_size)
 from squeezelab.models.record import ModelRecord
@@ -104,6 +104,7 @@ def export_openvino(model: nn.Module, path: str | os.PathLike, *, input_size: in
     path = Path(path)
     if path.suffix.lower() != ".xml":
         raise SqueezelabError(f"an OpenVINO model is an .xml file (with its .bin beside it); got -o {path}")
+    claim_weights_file(path, ".param")
     model = model.eval().float().to(memory_format=torch.contiguous_format)
     size = input_size or model_input_size(model)
     with tempfile.TemporaryDirectory(prefix="squeezelab-ov-") as tmp:
@@ -123,6 +124,7 @@ def quantize_openvino(model: nn.Module, fp32_path: str | os.PathLike, out_path: 
     """Write an int8 IR of the fp32 IR at `fp32_path` (NNCF post-training quantization, calibrated
     on the real-image batches `calibration`), checked against the torch `model` on the same images."""
     ov = _ov()
+    claim_weights_file(Path(out_path), ".param")
     with _quiet_nncf():
         nncf = import_runtime("nncf", "OpenVINO int8 export")
     if not calibration:
