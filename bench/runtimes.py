@@ -1,7 +1,8 @@
 """Every deployment runtime on one model in one run: PyTorch eager, ONNX Runtime fp32, OpenVINO fp32,
 ncnn fp32, ONNX Runtime int8 as plain static QDQ (S8S8, its documented default), squeezelab's
 ONNX Runtime int8 (QDQ U8S8, 7-bit weights) and OpenVINO int8 (NNCF), each as a ratio to ONNX
-Runtime fp32.
+Runtime fp32. Two more rows show ONNX Runtime with its spinning worker threads (its default, off
+in squeezelab's sessions).
 
 Backends are interleaved: each round times every backend for `--round-seconds`, in turn, and the
 table shows the median over rounds of each backend's per-round median, so a burst of load from
@@ -30,7 +31,9 @@ from squeezelab.utils.timing import time_call
 
 ROWS = [("eager", "PyTorch eager fp32"), ("ort_fp32", "ONNX Runtime fp32"), ("openvino_fp32", "OpenVINO fp32"),
         ("ncnn_fp32", "ncnn fp32 (pnnx)"), ("ort_int8_plain", "ONNX Runtime int8, plain static QDQ (S8S8)"),
-        ("ort_int8", "squeezelab int8 (ONNX Runtime, QDQ U8S8)"), ("openvino_int8", "OpenVINO int8 (NNCF)")]
+        ("ort_int8", "squeezelab int8 (ONNX Runtime, QDQ U8S8)"), ("openvino_int8", "OpenVINO int8 (NNCF)"),
+        ("ort_int8_spinning", "squeezelab int8, ONNX Runtime's spinning threads"),
+        ("ort_fp32_spinning", "ONNX Runtime fp32, spinning threads")]
 
 
 def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
@@ -44,8 +47,8 @@ def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
     quantize_openvino(model, tmp / "fp32.xml", tmp / "int8.xml", calibration)
     export_ncnn(model, tmp / "ncnn.param", input_size=size)
 
-    def ort(path):
-        session = make_session(path, threads)
+    def ort(path, spinning=False):
+        session = make_session(path, threads, spinning=spinning)
         return lambda a: session.run(None, {"input": a})
 
     def eager(a):
@@ -54,7 +57,8 @@ def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
 
     return {"eager": eager, "ort_fp32": ort(tmp / "fp32.onnx"), "openvino_fp32": load_openvino(tmp / "fp32.xml", threads=threads),
             "ncnn_fp32": load_ncnn(tmp / "ncnn.param", threads=threads), "ort_int8_plain": ort(tmp / "plain.onnx"),
-            "ort_int8": ort(tmp / "int8.onnx"), "openvino_int8": load_openvino(tmp / "int8.xml", threads=threads)}
+            "ort_int8": ort(tmp / "int8.onnx"), "openvino_int8": load_openvino(tmp / "int8.xml", threads=threads),
+            "ort_int8_spinning": ort(tmp / "int8.onnx", True), "ort_fp32_spinning": ort(tmp / "fp32.onnx", True)}
 
 
 def measure(run: dict, batch: int, size: int, rounds: int, seconds: float) -> dict[str, float]:
