@@ -177,8 +177,10 @@ def load_openvino(path: str | os.PathLike, *, threads: int | None = None) -> Ope
     props = _rt_props(ov_model)
     record = _record_from_metadata(path, props, dims, out_dims)
     num_params = props.get(META_PREFIX + "num_params")
-    return OpenVinoModel(path, ov_model, record, int(num_params) if num_params and num_params.isdigit() else None,
-                         threads)
+    opened = OpenVinoModel(path, ov_model, record, int(num_params) if num_params and num_params.isdigit() else None,
+                           threads)
+    opened.compiled[1] = _compile(ov_model, threads, 1)  # batch 1 ready: a served first request waits for no compile
+    return opened
 
 
 def _rt_props(ov_model) -> dict[str, str]:
