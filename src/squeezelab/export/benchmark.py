@@ -112,13 +112,14 @@ def _runtime_models(model: nn.Module, input_size: int, backends: Sequence[str], 
     return models
 
 
-def _runtime_models_or_errors(*args) -> tuple[dict[str, tuple], dict[str, str]]:
+def _runtime_models_or_errors(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration,
+                              threads: int | None) -> tuple[dict[str, tuple], dict[str, str]]:
     """`_runtime_models`, with a runtime that is missing or fails here turned into its rows' error."""
     try:
-        return _runtime_models(*args), {}
+        return _runtime_models(model, input_size, backends, tmp, calibration, threads), {}
     except Exception as exc:  # an optional runtime not installed, or one that cannot convert this model
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
-        return {}, {b: message for b in args[2] if b.startswith(("openvino", "ncnn"))}
+        return {}, {b: message for b in backends if b.startswith(("openvino", "ncnn"))}
 
 
 def benchmark_model(

@@ -25,6 +25,7 @@ from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.export.check import claim_weights_file, compare_with_torch, import_runtime, seeded_inputs
+from squeezelab.export.config import DEFAULT_OPSET
 from squeezelab.export.onnx import (META_PREFIX, _record_from_metadata, _to_onnx_bytes, metadata_for,
                                     model_input_size)
 from squeezelab.models.record import ModelRecord
@@ -109,7 +110,7 @@ def export_openvino(model: nn.Module, path: str | os.PathLike, *, input_size: in
     size = input_size or model_input_size(model)
     with tempfile.TemporaryDirectory(prefix="squeezelab-ov-") as tmp:
         onnx_file = Path(tmp) / "model.onnx"
-        onnx_file.write_bytes(_to_onnx_bytes(model, torch.zeros(1, 3, size, size), 17, False))
+        onnx_file.write_bytes(_to_onnx_bytes(model, torch.zeros(1, 3, size, size), DEFAULT_OPSET, False))
         ov_model = ov.convert_model(str(onnx_file))
     _set_record(ov_model, metadata_for(model, size))
     checked = compare_with_torch(model, OpenVinoModel(path, ov_model, None, None),
