@@ -153,6 +153,26 @@ def _load_onnx_file(path: Path, threads: int | None) -> Predictor:
                      path.stat().st_size, onnx_model.num_params)
 
 
+@register_predictor_loader(".xml")
+def _load_openvino_file(path: Path, threads: int | None) -> Predictor:
+    from squeezelab.export.openvino import load_openvino
+
+    ov_model = load_openvino(path, threads=threads)
+    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return Predictor(ov_model.record, "openvino", lambda batch: torch.from_numpy(ov_model(batch.numpy())), size,
+                     ov_model.num_params)
+
+
+@register_predictor_loader(".param")
+def _load_ncnn_file(path: Path, threads: int | None) -> Predictor:
+    from squeezelab.export.ncnn import load_ncnn
+
+    ncnn_model = load_ncnn(path, threads=threads)
+    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return Predictor(ncnn_model.record, "ncnn", lambda batch: torch.from_numpy(ncnn_model(batch.numpy())), size,
+                     ncnn_model.num_params)
+
+
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     return SUFFIX_ALIASES.get(suffix, suffix)

@@ -61,7 +61,7 @@ def test_bench_json_has_ms_median_and_ratio_vs_eager(cli):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     backends = [r["backend"] for r in rows]
-    assert backends == ["eager", "channels_last", "ort_fp32", "ort_int8"]
+    assert backends == ["eager", "channels_last", "ort_fp32", "ort_int8", "openvino_fp32", "openvino_int8", "ncnn_fp32"]
     for r in rows:
         assert r["model"] == "squeezenet1_1" and r["batch"] == 1 and r["ms_median"] > 0 and r["ratio_vs_eager"] > 0
         assert {"ms_p90", "images_per_s", "size_bytes"} <= set(r)

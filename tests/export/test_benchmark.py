@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from squeezelab.errors import SqueezelabError
@@ -23,3 +25,15 @@ def test_unknown_backend_and_model_are_clear_errors():
         benchmark(["squeezenet1_1"], backends=["tensorrt"])
     with pytest.raises(SqueezelabError, match="unknown model"):
         benchmark(["squeezenet9"], backends=["eager"])
+
+
+def test_runtime_rows_time_openvino_and_ncnn_and_a_missing_runtime_is_its_rows_error(monkeypatch):
+    pytest.importorskip("openvino")
+    pytest.importorskip("ncnn")
+    rows = benchmark(["squeezenet1_1"], batches=[2], input_size=32, backends=["ncnn_fp32", "openvino_fp32"],
+                     min_seconds=0.01)
+    assert [(r["backend"], r["input_size"]) for r in rows] == [("eager", 32), ("ncnn_fp32", 32), ("openvino_fp32", 32)]
+    assert all(r["ms_median"] > 0 and r["size_bytes"] > 1e6 for r in rows[1:])
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    rows = benchmark(["squeezenet1_1"], batches=[1], input_size=32, backends=["openvino_int8"], min_seconds=0.01)
+    assert "ms_median" in rows[0] and "squeezelab[deploy]" in rows[1]["error"]

@@ -1,4 +1,5 @@
-"""`squeezelab export`: a checkpoint or .sqz file -> a checked ONNX file (and optionally int8)."""
+"""`squeezelab export`: a checkpoint or .sqz file -> a checked ONNX, OpenVINO or ncnn file (and
+optionally int8)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from squeezelab.export.config import DEFAULT_CALIBRATION_IMAGES, DEFAULT_INT8_FO
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a model file to ONNX (checked against PyTorch), optionally int8")
+    p = subparsers.add_parser("export", help="export a model file to ONNX, OpenVINO or ncnn (checked against PyTorch), optionally int8")
     p.add_argument("model", metavar="CKPT|SQZ", help="a .pt checkpoint or .sqz file")
-    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("-o", "--output", required=True, help="the file to write: .onnx, .xml (OpenVINO) or .param (ncnn)")
+    p.add_argument("--format", choices=["onnx", "openvino", "ncnn"], default=None,
+                   help="onnx (ONNX Runtime), openvino (IR; int8 through NNCF) or ncnn (param/bin, fp32); "
+                        "default: from the output's suffix")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
     p.add_argument("--dynamic-batch", action="store_true", help="let the batch dimension vary (default: batch 1)")
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
                    help="input height/width (default: the model's crop)")
-    p.add_argument("--int8", action="store_true", help="also write an int8 model (ONNX Runtime static quantization)")
+    p.add_argument("--int8", action="store_true", help="also write an int8 model beside OUTPUT as <stem>.int8.onnx|.xml "
+                                                          "(ONNX Runtime static quantization, or NNCF for OpenVINO)")
     p.add_argument("--calib-data", metavar="SPEC", help="real images to calibrate int8 on (a folder or data spec)")
     p.add_argument("--calib-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, help="how many calibration images")
     p.add_argument("--int8-format", choices=list(INT8_FORMATS), default=DEFAULT_INT8_FORMAT,
@@ -32,9 +37,16 @@ def run(args) -> int:
 
     report = export_model(load_model(args.model), args.output, opset=args.opset, dynamic_batch=args.dynamic_batch,
                           input_size=args.image_size, int8=args.int8, calib_data=args.calib_data,
-                          calib_images=args.calib_images, int8_format=args.int8_format, int8_output=args.int8_output)
+                          calib_images=args.calib_images, int8_format=args.int8_format, int8_output=args.int8_output,
+                          format=args.format)
     if args.json:
         print(json.dumps(report, indent=2))
+        return 0
+    if "onnx" not in report:
+        for r in report.values():
+            print(f"wrote {r['path']} ({r['format']} {r['precision']}, {r['size_bytes'] / 2**20:.2f} MiB with its "
+                  f"weights); vs PyTorch: max abs logit diff {r['max_abs_diff']:.2e}, top-1 agreement "
+                  f"{r['top1_agreement']:.2%} on {r['checked_on']}")
         return 0
     o = report["onnx"]
     print(f"wrote {o['path']} ({o['size_bytes'] / 2**20:.2f} MiB, opset {o['opset']}); onnx.checker passed; "

@@ -8,6 +8,8 @@ Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 
 - `ort_fp32`, `ort_int8` (QDQ U8S8 per-channel, the default int8 format), `ort_int8_qoperator`
   (QOperator U8S8), `ort_int8_s8s8` (QDQ S8S8, ONNX Runtime's documented default; slow without
   a fast s8 x s8 path): ONNX Runtime. See export/int8.py for the measurements.
+- `openvino_fp32`, `openvino_int8` (NNCF post-training quantization), `ncnn_fp32` (converted by
+  pnnx, fp16 off): the `deploy` extra's runtimes; where one is not installed its row says so.
 
 A model file that holds no torch module (an .onnx file, or any format registered with
 `loading.register_predictor_loader`) is timed as it is, on its own engine: one row per batch
@@ -95,6 +97,39 @@ def _ort_files(model: nn.Module, input_size: int, backends: Sequence[str], tmp: 
     return files
 
 
+def _runtime_models(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration,
+                    threads: int | None) -> dict[str, tuple]:
+    """backend -> (callable on a float32 NCHW array, file size) for the OpenVINO and ncnn rows."""
+    wanted = [b for b in backends if b.startswith(("openvino", "ncnn"))]
+    models: dict[str, tuple] = {}
+    if any(b.startswith("openvino") for b in wanted):
+        from squeezelab.export.openvino import export_openvino, load_openvino, quantize_openvino
+
+        fp32 = export_openvino(model, tmp / "fp32.xml", input_size=input_size)
+        models["openvino_fp32"] = (load_openvino(tmp / "fp32.xml", threads=threads), fp32["size_bytes"])
+        if "openvino_int8" in wanted:
+            generator = torch.Generator().manual_seed(0)
+            calibration = calibration or [torch.randn(8, 3, input_size, input_size, generator=generator) for _ in range(4)]
+            int8 = quantize_openvino(model, tmp / "fp32.xml", tmp / "int8.xml", calibration)
+            models["openvino_int8"] = (load_openvino(tmp / "int8.xml", threads=threads), int8["size_bytes"])
+    if "ncnn_fp32" in wanted:
+        from squeezelab.export.ncnn import export_ncnn, load_ncnn
+
+        report = export_ncnn(model, tmp / "ncnn.param", input_size=input_size)
+        models["ncnn_fp32"] = (load_ncnn(tmp / "ncnn.param", threads=threads), report["size_bytes"])
+    return models
+
+
+def _runtime_models_or_errors(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration,
+                              threads: int | None) -> tuple[dict[str, tuple], dict[str, str]]:
+    """`_runtime_models`, with a runtime that is missing or fails here turned into its rows' error."""
+    try:
+        return _runtime_models(model, input_size, backends, tmp, calibration, threads), {}
+    except Exception as exc:  # an optional runtime not installed, or one that cannot convert this model
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
+        return {}, {b: message for b in backends if b.startswith(("openvino", "ncnn"))}
+
+
 def benchmark_model(
     spec: str | nn.Module,
     *,
@@ -134,12 +169,20 @@ def benchmark_model(
         onnx_files = _ort_files(model, input_size, backends, Path(tmp), calibration) if any(
             b.startswith("ort") for b in backends) else {}
         sessions = {b: make_session(f, threads) for b, f in onnx_files.items() if b in backends}
+        runtimes, failed = _runtime_models_or_errors(model, input_size, backends, Path(tmp), calibration, threads)
         torch_size = _state_dict_bytes(model)
         for batch in batches:
             x = torch.randn(batch, 3, input_size, input_size)
             reference = None
             for backend in backends:
-                if backend in sessions:
+                if backend in failed:
+                    rows.append({"model": label, "backend": backend, "batch": batch, "input_size": input_size,
+                                 "error": failed[backend]})
+                    continue
+                if backend in runtimes:
+                    run = lambda m=runtimes[backend][0], a=x.numpy(): m(a)  # noqa: E731
+                    size = runtimes[backend][1]
+                elif backend in sessions:
                     session, feed = sessions[backend], {"input": x.numpy()}
                     run = lambda s=session, f=feed: s.run(None, f)  # noqa: E731
                     size = onnx_files[backend].stat().st_size

@@ -10,8 +10,9 @@ DEFAULT_INT8_FORMAT = "qdq"
 DEFAULT_CALIBRATION_IMAGES = 256
 
 BENCH_BACKENDS = ("eager", "channels_last", "bf16", "compile", "ort_fp32", "ort_int8", "ort_int8_qoperator",
-                  "ort_int8_s8s8")
-DEFAULT_BENCH_BACKENDS = ("eager", "channels_last", "ort_fp32", "ort_int8")
+                  "ort_int8_s8s8", "openvino_fp32", "openvino_int8", "ncnn_fp32")
+RUNTIME_BACKENDS = ("openvino_fp32", "openvino_int8", "ncnn_fp32")  # the `deploy` extra's runtimes
+DEFAULT_BENCH_BACKENDS = ("eager", "channels_last", "ort_fp32", "ort_int8", *RUNTIME_BACKENDS)
 DEFAULT_BENCH_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small",
                         "tv/shufflenet_v2_x1_0")
 DEFAULT_BENCH_BATCHES = (1, 8, 32)

@@ -169,12 +169,19 @@ def parity(model: nn.Module, onnx_model: bytes | str | os.PathLike, inputs: torc
     return float(np.abs(got - expected).max())
 
 
-def make_session(onnx_model: bytes | str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session with all graph optimisations; `threads` caps intra-op threads."""
+def make_session(onnx_model: bytes | str | os.PathLike, threads: int | None = None, *, spinning: bool = False):
+    """An ONNX Runtime CPU session with all graph optimisations; `threads` caps intra-op threads.
+
+    Idle intra-op threads sleep instead of spinning (`spinning=False`): on a 2-core machine shared
+    with other processes, ONNX Runtime's spinning workers took the cores from the thread doing the
+    work, and squeezenet1_1 int8 at batch 1 ran 8.2-10.9 ms spinning against 4.1-4.2 ms not
+    (bench/runtimes.py; OpenVINO int8 5.2 ms in the same run)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
