@@ -8,6 +8,7 @@ real process shows: signals, torchrun, a server, and the console script itself.
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -17,11 +18,14 @@ from helpers import TINY_DATA, run_main
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     """Each test starts from seed 0 and gets back the thread count a command it ran may change
-    (`--threads`, training's one thread per core)."""
+    (`--threads`, training's one thread per core) and the SIGCHLD handler (DataLoader workers leave
+    torch's behind, and a later child's exit through it can crash the test process)."""
     threads = torch.get_num_threads()
+    sigchld = signal.getsignal(signal.SIGCHLD)
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGCHLD, sigchld)
 
 
 @pytest.fixture

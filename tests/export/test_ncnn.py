@@ -64,3 +64,23 @@ def test_an_ncnn_export_never_overwrites_an_openvino_ir_s_weights(exported, tmp_
     with pytest.raises(SqueezelabError, match="weights of"):
         export_model(small_model(), tmp_path / "m.param")
     assert (tmp_path / "m.bin").read_bytes() == b"weights" and not (tmp_path / "m.param").exists()
+
+
+
+def test_pnnx_runs_with_sigchld_at_its_default_and_the_handler_comes_back():
+    """torch leaves a SIGCHLD handler behind once DataLoader workers ran, and pnnx's exit through
+    it crashed a long-lived process (SIGSEGV); the conversion runs with the default handler."""
+    import signal
+
+    from squeezelab.export.ncnn import _default_sigchld
+
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGCHLD, handler)
+    try:
+        with _default_sigchld():
+            assert signal.getsignal(signal.SIGCHLD) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGCHLD) is handler
+    finally:
+        signal.signal(signal.SIGCHLD, previous)

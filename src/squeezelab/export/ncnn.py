@@ -13,11 +13,14 @@ ship with ncnn's source builds, not with the `ncnn` or `pnnx` Python packages.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -79,6 +82,20 @@ def _net(param: Path, weights: Path, threads: int | None):
     return net
 
 
+@contextlib.contextmanager
+def _default_sigchld():
+    """SIGCHLD at its default while pnnx runs: a process that has used DataLoader workers keeps
+    torch's SIGCHLD handler, which crashes the process (SIGSEGV) when an unrelated child exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 def _convert(model: nn.Module, size: int, folder: Path) -> tuple[Path, Path]:
     """Trace `model` and let pnnx write model.ncnn.param/.bin in `folder`."""
     pnnx = import_runtime("pnnx", "ncnn export")
@@ -90,9 +107,10 @@ def _convert(model: nn.Module, size: int, folder: Path) -> tuple[Path, Path]:
     param, weights = folder / "model.ncnn.param", folder / "model.ncnn.bin"
     # pnnx's own executable, quietly (its Python wrapper prints every pass and imports the model it
     # writes); fp16=0: pnnx halves the stored weights by default
-    done = subprocess.run([pnnx.EXEC_PATH, str(traced_file), f"inputshape=[1,3,{size},{size}]f32", "device=cpu",
-                           f"ncnnparam={param}", f"ncnnbin={weights}", "fp16=0"],
-                          cwd=folder, capture_output=True, text=True)
+    with _default_sigchld():
+        done = subprocess.run([pnnx.EXEC_PATH, str(traced_file), f"inputshape=[1,3,{size},{size}]f32", "device=cpu",
+                               f"ncnnparam={param}", f"ncnnbin={weights}", "fp16=0"],
+                              cwd=folder, capture_output=True, text=True)
     if not (param.is_file() and weights.is_file()):
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         raise SqueezelabError(f"pnnx could not convert the model to ncnn ({last[0][:120]}); export ONNX instead")
