@@ -62,7 +62,7 @@ def test_weights_decide_model_options_input_and_recipe(caffe_weights, tmp_path):
     train = config["train"]
     assert (train["recipe"], train["optimizer"], train["pretrained_lr_factor"]) == ("fine-tune", "adamw", 0.1)
     assert (train["epochs"], train["batch_size"]) == (2, 8)
-    assert train["lr"] == pytest.approx(1e-3 / (255 * 0.226), rel=1e-3)  # scaled to Caffe's 0-255 input
+    assert train["lr"] == pytest.approx(5e-3 / (255 * 0.226), rel=1e-3)  # scaled to Caffe's 0-255 input
     assert "loaded " in done.stderr and "new: classifier.1" in done.stderr
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["provenance"]["weights"] == str(path)

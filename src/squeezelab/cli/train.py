@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
                         "is reduced to it, with a warning")
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate after warm-up (default: {_TRAIN.lr}; with --weights {FINE_TUNE_LR} over the "
-                        "weights' input scale: 1.7e-05 for the Caffe-trained released model's 0-255 input)")
+                        "weights' input scale: 8.7e-05 for the Caffe-trained released model's 0-255 input)")
     p.add_argument("--pretrained-lr-factor", type=float, default=None,
                    help=f"with --weights, the pretrained layers learn at --lr x this and the new classifier at --lr "
                         f"(default: {_default('pretrained_lr_factor')})")

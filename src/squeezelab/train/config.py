@@ -20,7 +20,7 @@ DEFAULT_MODEL = "squeezenet1_1"  # the model that converges from scratch on smal
 # weights are opened and recorded as the number used.
 FINE_TUNE_RECIPE = {"epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": None, "warmup_epochs": 0.5,
                     "pretrained_lr_factor": 0.1}
-FINE_TUNE_LR = 1e-3  # AdamW's rate for the new head on inputs of torchvision's scale
+FINE_TUNE_LR = 5e-3  # AdamW's rate for the new head on inputs of torchvision's scale (bench/finetune.py)
 
 
 @dataclasses.dataclass(frozen=True)
