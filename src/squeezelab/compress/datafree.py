@@ -187,34 +187,48 @@ def apply_allocation_(model: nn.Module, chosen: dict[str, Option]) -> None:
 
 
 def distill_(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, preprocessing, *,
-             epochs: int = 2, batch_size: int = 16, rel_lr: float = 0.01, seed: int = 0,
-             log: Callable[[str], None] = lambda _m: None) -> float:
+             epochs: int = 2, batch_size: int = 16, rel_lr: float = 1e-3, seed: int = 0,
+             log: Callable[[str], None] = lambda _m: None) -> tuple[float, float]:
     """Train the shared centroids and the biases of `student` (eval mode: no dropout) so that its
-    softmax matches `teacher_logits` on `images`; returns the mean KL divergence after. Each
-    layer's rate is `rel_lr` x its mean absolute weight, since layers differ in scale by 100x."""
+    softmax matches `teacher_logits` on `images`; returns the mean KL divergence before and after.
+    Each layer's rate is `rel_lr` x its mean absolute weight (layers differ in scale by 100x). When
+    refinement does not lower the divergence, the codebooks are put back as they were."""
     groups = []
     modules = dict(student.named_modules())
     for name, shared in shared_layers(student).items():
         scale = float(shared.centroids.detach().abs().mean()) or 1e-3
         params = [shared.centroids] + ([modules[name].bias] if modules[name].bias is not None else [])
         groups.append({"params": params, "lr": rel_lr * scale})
-    if not groups:
-        return 0.0
+    before = divergence(student, images, teacher_logits, preprocessing)
+    if not groups or epochs == 0:
+        return before, before
+    saved = [[p.detach().clone() for p in g["params"]] for g in groups]
     optimizer = torch.optim.Adam(groups)
     generator = torch.Generator().manual_seed(seed)
     student.eval()
     targets = teacher_logits.log_softmax(1)
     for epoch in range(1, epochs + 1):
-        total = 0.0
         for batch in torch.randperm(len(images), generator=generator).split(batch_size):
             out = student(preprocessing.normalize(images[batch])).log_softmax(1)
             loss = nn.functional.kl_div(out, targets[batch], log_target=True, reduction="batchmean")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
-        log(f"codebook refinement epoch {epoch}/{epochs}: KL to the uncompressed model {total / len(images):.4f}")
-    return total / len(images)
+    after = divergence(student, images, teacher_logits, preprocessing)
+    log(f"codebook refinement: KL to the uncompressed model {before:.4f} -> {after:.4f} on the calibration images")
+    if after > before:
+        with torch.no_grad():
+            for group, values in zip(groups, saved):
+                for p, v in zip(group["params"], values):
+                    p.copy_(v)
+        return before, before
+    return before, after
+
+
+def divergence(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, preprocessing) -> float:
+    """Mean KL(teacher || student) over `images`."""
+    out = logits(student, images, preprocessing).log_softmax(1)
+    return float(nn.functional.kl_div(out, teacher_logits.log_softmax(1), log_target=True, reduction="batchmean"))
 
 
 def top1_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
