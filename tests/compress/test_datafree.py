@@ -50,6 +50,7 @@ def tiny(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # about a minute on 2 cores: 26 layers x 24 settings, then refinement
 def test_compress_from_unlabelled_images_reports_held_out_agreement(tiny):
     import squeezelab
     from squeezelab.compress.datafree import load_images, logits

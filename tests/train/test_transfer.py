@@ -68,7 +68,6 @@ def test_weights_decide_model_options_input_and_recipe(caffe_weights, tmp_path):
     assert checkpoint["provenance"]["weights"] == str(path)
     lrs = sorted({group["initial_lr"] for group in checkpoint["optimizer"]["param_groups"]})
     assert lrs == pytest.approx([train["lr"] / 10, train["lr"]])  # pretrained layers at a tenth of the head's rate
-    assert not torch.equal(checkpoint["state_dict"]["features.0.weight"], torch.zeros(1))
     drift = (checkpoint["state_dict"]["features.0.weight"] - source["features.0.weight"]).abs().max()
     assert 0 < drift < 0.01  # started from the weights and moved a little
 
