@@ -40,6 +40,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--report-dir", default=None, help="where report.json/.txt and weights.png go (default: OUT_report/)")
+    p.add_argument("--calib-data", default=None, metavar="FOLDER",
+                   help="compress without the training data: unlabelled images (any layout) decide each layer's density "
+                   "and bits by its sensitivity, the codebooks are refined to match the uncompressed model, and "
+                   "top1_agreement with it is measured on held-out images of the folder (--sparsity, --bits, "
+                   "--finetune-epochs and --data do not apply)")
+    p.add_argument("--target-bytes", type=int, default=None,
+                   help="with --calib-data, the whole .sqz file's size (default: 3/4 of the model at 8 bits)")
+    p.add_argument("--calib-images", type=int, default=128, help="with --calib-data, images to calibrate on")
+    p.add_argument("--held-out-images", type=int, default=1000,
+                   help="with --calib-data, other images of the folder to measure agreement on")
+    p.add_argument("--distill-epochs", type=int, default=2,
+                   help="with --calib-data, passes of codebook refinement over the calibration images")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -61,6 +73,8 @@ def run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.calib_data is not None:
+        return _run_calibrated(args)
     config = CompressConfig(sparsity_3x3=args.sparsity_3x3, bits=args.bits, fc_bits=args.fc_bits,
                             finetune_epochs=args.finetune_epochs, layer_policy=args.layer_policy,
                             prune_steps=args.prune_steps, raw_dtype=args.raw_dtype)
@@ -73,6 +87,25 @@ def run(args) -> int:
         result = report.to_dict()
         result["config"].setdefault("sparsity", config.sparsity_3x3)  # the key's older name, for scripts
         print_json({**result, "output": args.output, "report_dir": report.report_dir})
+    else:
+        print(format_compression_report(report))
+        print(f"wrote {args.output}; report and weight plot in {report.report_dir}")
+    return 0
+
+
+def _run_calibrated(args) -> int:
+    from squeezelab.cli.output import print_json, say
+    from squeezelab.compress.run import CalibConfig, compress_with_calibration
+    from squeezelab.report.compression import format_compression_report
+
+    if args.data is not None:
+        raise SqueezelabError("--calib-data and --data: pick one (--calib-data compresses without labels)")
+    config = CalibConfig(target_bytes=args.target_bytes, calibration_images=args.calib_images,
+                         held_out_images=args.held_out_images, distill_epochs=args.distill_epochs, raw_dtype=args.raw_dtype)
+    log = print if not args.json and sys.stdout.isatty() else say
+    report = compress_with_calibration(args.checkpoint, args.output, args.calib_data, config, report_dir=args.report_dir, log=log)
+    if args.json:
+        print_json({**report.to_dict(), "output": args.output, "report_dir": report.report_dir})
     else:
         print(format_compression_report(report))
         print(f"wrote {args.output}; report and weight plot in {report.report_dir}")

@@ -7,9 +7,16 @@ import sys
 
 from squeezelab.cli.output import print_json, say
 from squeezelab.data.config import DataConfig
-from squeezelab.train.config import DEFAULT_MODEL, TrainConfig
+from squeezelab.train.config import DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, TrainConfig
 
 _DATA, _TRAIN = DataConfig(), TrainConfig()
+
+
+def _default(field: str) -> str:
+    """The help text's default: the scratch recipe's, and the fine-tuning one's where it differs."""
+    scratch = getattr(_TRAIN, field)
+    tuned = FINE_TUNE_RECIPE.get(field, scratch)
+    return f"{scratch}" + (f"; {tuned} with --weights" if tuned != scratch else "")
 
 
 def add_parser(subparsers) -> None:
@@ -18,16 +25,23 @@ def add_parser(subparsers) -> None:
                               "Epoch lines go to stdout on a terminal (with a progress bar) and to stderr otherwise.")
     p.add_argument("--data", default=_DATA.spec, help="digits | synthetic[:n=,classes=,size=] | cifar10:ROOT | "
                    "cifar100:ROOT | FOLDER (one sub-folder per class) | LIST.txt ('path label' lines)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="registry name (see `squeezelab models`)")
+    p.add_argument("--model", default=None, help=f"registry name (see `squeezelab models`; default: {DEFAULT_MODEL}, "
+                   "or with --weights the weights' own model and options)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"epochs to train (default: {_TRAIN.epochs}); with --resume the run's new total: more than "
-                        "it had extends a finished run")
-    p.add_argument("--batch-size", type=int, default=_TRAIN.batch_size,
-                   help="images per step; a batch larger than the training set is reduced to it, with a warning")
-    p.add_argument("--lr", type=float, default=_TRAIN.lr, help="peak learning rate after warm-up")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=_TRAIN.optimizer)
+                   help=f"epochs to train (default: {_default('epochs')}); with --resume the run's new total: more "
+                        "than it had extends a finished run")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per step (default: {_default('batch_size')}); a batch larger than the training set "
+                        "is reduced to it, with a warning")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate after warm-up (default: {_TRAIN.lr}; with --weights {FINE_TUNE_LR} over the "
+                        "weights' input scale: 8.7e-05 for the Caffe-trained released model's 0-255 input)")
+    p.add_argument("--pretrained-lr-factor", type=float, default=None,
+                   help=f"with --weights, the pretrained layers learn at --lr x this and the new classifier at --lr "
+                        f"(default: {_default('pretrained_lr_factor')})")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help=f"default: {_default('optimizer')}")
     p.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=_TRAIN.warmup_epochs)
+    p.add_argument("--warmup-epochs", type=float, default=None, help=f"default: {_default('warmup_epochs')}")
     p.add_argument("--schedule", choices=["cosine", "constant"], default=_TRAIN.schedule)
     p.add_argument("--label-smoothing", type=float, default=_TRAIN.label_smoothing)
     p.add_argument("--accumulate", type=int, default=_TRAIN.accumulate, help="sum gradients over this many batches per step")
@@ -40,9 +54,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=_TRAIN.seed)
     p.add_argument("--val-fraction", type=float, default=_DATA.val_fraction)
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=_DATA.image_size,
-                   help="input side in pixels (default: the data's own)")
-    p.add_argument("--weights", default=_TRAIN.weights, help="fine-tune from a file (torchvision state_dict, squeezelab checkpoint, the released .net) "
-                        "or a record name (e.g. squeezenet1_0.IMAGENET1K_V1)")
+                   help="input side in pixels (default: the data's own; with --weights the weights' input size)")
+    p.add_argument("--weights", default=_TRAIN.weights,
+                   help="fine-tune from a file (torchvision state_dict, squeezelab checkpoint, the released .net) or a "
+                        "record name (e.g. squeezenet1_0.IMAGENET1K_V1): the weights decide the model, its options and "
+                        "the input (channel order, normalisation, --image-size), the classifier is replaced for the "
+                        "data's classes, and the fine-tuning recipe fills the training flags not given")
     p.add_argument("--freeze-features", action="store_true", help="train only the classifier")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--device", default=_TRAIN.device, help="auto | cpu | cuda | cuda:N")
@@ -64,19 +81,19 @@ def add_parser(subparsers) -> None:
 def run_train(args) -> int:
     data_config = DataConfig(args.data, image_size=args.image_size, val_fraction=args.val_fraction, seed=args.seed,
                              skip_bad_images=args.skip_bad_images)
-    train_config = TrainConfig(
-        epochs=_TRAIN.epochs if args.epochs is None else args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+    train_config = TrainConfig.for_run(
+        args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
         label_smoothing=args.label_smoothing, accumulate=args.accumulate, seed=args.seed, device=args.device,
-        freeze_features=args.freeze_features, weights=args.weights, stuck_steps=args.stuck_steps,
-        workers=args.workers)  # a bad value is refused here, before torch is loaded
+        freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
+        pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime
-    from squeezelab.train.run import default_model_config, train
+    from squeezelab.train.run import choose_model_config, train
 
     speed = runtime.SpeedConfig(channels_last=args.channels_last, amp=args.amp)
     options = {"dropout": args.dropout, "batch_norm": args.batch_norm, "final_relu": args.final_relu,
                "stem": args.stem}
-    model_factory = _ModelChoice(args.model, options, default_model_config)
+    model_factory = _ModelChoice(args.model, options, choose_model_config)
     interactive = not args.json and sys.stdout.isatty()
     result = train(model_factory, data_config, train_config, speed, args.out, resume=args.resume,
                    resume_epochs=args.epochs if args.resume else None,
@@ -92,10 +109,11 @@ def run_train(args) -> int:
 
 
 class _ModelChoice:
-    """The --model and its option flags, resolved once the data (classes, image size) is known."""
+    """The --model and its option flags, resolved once the data (classes, image size) and the
+    --weights (their architecture) are known."""
 
     def __init__(self, name, options, factory):
         self.name, self.options, self.factory = name, options, factory
 
-    def __call__(self, data):
-        return self.factory(data, self.name, **self.options)
+    def __call__(self, data, pretrained=None):
+        return self.factory(data, self.name, pretrained, **self.options)

@@ -50,6 +50,9 @@ class CompressReport:
     acc_after: float | None
     seconds: float
     config: dict
+    top1_agreement: float | None = None  # with the uncompressed model, on held-out images (compress --calib-data)
+    held_out_images: int | None = None
+    calibration_images: int | None = None
 
     @property
     def ratio(self) -> float:

@@ -9,6 +9,7 @@ like with like.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.report.compression import format_compression_report
 from squeezelab.report.plots import plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
+from squeezelab.utils.config import JsonConfig
 
 
 def compress_checkpoint(
@@ -72,11 +74,125 @@ def compress_checkpoint(
         model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, log=log,
         metadata={"data": data.config.to_dict(), "source": str(checkpoint_path)},
     )
+    _write(out, blob, report, before, plain_state_dict(decoded), report_dir)
+    return report
+
+
+def _write(out: Path, blob: bytes, report: CompressReport, before: dict, after: dict, report_dir) -> None:
+    """The .sqz file, and report.json / report.txt / weights.png beside it."""
     atomic_write_bytes(out, blob)
     report_dir = Path(report_dir) if report_dir else out.with_name(f"{out.stem}_report")
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report_dir / "report.json", json.dumps(report.to_dict(), indent=2))
     atomic_write_text(report_dir / "report.txt", format_compression_report(report) + "\n")
-    plot_weight_distribution(before, plain_state_dict(decoded), report_dir / "weights.png")
+    plot_weight_distribution(before, after, report_dir / "weights.png")
     report.report_dir = str(report_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibConfig(JsonConfig):
+    """Settings of compression from unlabelled images (`compress.datafree`). `target_bytes` is the
+    whole .sqz file; None: three quarters of the model's size at 8 bits with its current sparsity."""
+
+    target_bytes: int | None = None
+    calibration_images: int = 128
+    held_out_images: int = 1000
+    sensitivity_images: int = 16
+    distill_epochs: int = 2
+    raw_dtype: str = "float16"
+    seed: int = 0
+
+    def __post_init__(self):
+        for label, value, low in (("--calib-images", self.calibration_images, 1), ("--held-out-images", self.held_out_images, 1),
+                                  ("--distill-epochs", self.distill_epochs, 0), ("--target-bytes", self.target_bytes or 1, 1)):
+            if value < low:
+                raise SqueezelabError(f"{label} must be >= {low}, got {value}")
+
+
+def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.PathLike, calib_data: str | os.PathLike,
+                              config: CalibConfig = CalibConfig(), *, report_dir: str | os.PathLike | None = None,
+                              log: Callable[[str], None] = lambda message: None) -> CompressReport:
+    """Compress a checkpoint into `out` (.sqz) with only unlabelled images (`compress.datafree`):
+    per-layer densities and bits from each layer's sensitivity, codebooks refined to match the
+    uncompressed model; `top1_agreement` with it is measured on held-out images (accuracies are
+    None: there are no labels).
+
+    >>> compress_with_calibration("m.pt", "m.sqz", "photos/", CalibConfig(target_bytes=450_000))  # doctest: +SKIP
+    """
+    import time
+
+    from squeezelab.compress import datafree
+    from squeezelab.compress.codec import decode, plain_state_dict
+    from squeezelab.compress.pipeline import fp32_bytes
+    from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    start = time.perf_counter()
+    out = Path(out)
+    if out.suffix != ".sqz":
+        raise SqueezelabError(f"the output {out} must end in .sqz")
+    teacher = model_from_checkpoint(load_checkpoint(checkpoint_path))
+    prep = teacher.record.preprocessing
+    calib_paths, held_paths = datafree.split_images(calib_data, config.calibration_images, config.held_out_images, config.seed)
+    log(f"{len(calib_paths)} calibration and {len(held_paths)} held-out images from {calib_data}")
+    calib, held = datafree.load_images(calib_paths, prep), datafree.load_images(held_paths, prep)
+    calib_logits, held_logits = datafree.logits(teacher, calib, prep), datafree.logits(teacher, held, prep)
+    inputs = datafree.layer_inputs(teacher, prep.normalize(calib[: config.sensitivity_images]))
+    options = datafree.layer_options(teacher, inputs)
+    del inputs
+    target = config.target_bytes or _default_target(options)
+    student, blob = _fit(teacher, options, target, config, log)
+    datafree.distill_(student, calib, calib_logits, prep, epochs=config.distill_epochs, seed=config.seed, log=log)
+    blob, stats = _encode(student, config, calib_data, checkpoint_path)
+    decoded = decode(blob, str(out))
+    agreement = datafree.top1_agreement(datafree.logits(decoded, held, prep), held_logits)
+    log(f"{len(blob):,} bytes; top-1 agreement with the uncompressed model on {len(held)} held-out images {agreement:.2%}")
+    report = CompressReport(stats, fp32_bytes(teacher), len(blob), None, None, None, time.perf_counter() - start,
+                            {**config.to_dict(), "target_bytes": target, "calib_data": str(calib_data)},
+                            top1_agreement=agreement, held_out_images=len(held), calibration_images=len(calib))
+    _write(out, blob, report, teacher.state_dict(), plain_state_dict(decoded), report_dir)
     return report
+
+
+def _default_target(options) -> int:
+    widest = sum(max(o.bytes for o in found) for found in options.values())
+    return int(widest * 0.75)
+
+
+def _fit(teacher, options, target: int, config: CalibConfig, log) -> tuple:
+    """The teacher pruned and shared by the allocation whose whole file fits `target` bytes: the
+    layers' budget starts at the target less the rest of the file and shrinks by any overshoot."""
+    import copy
+
+    from squeezelab.compress import datafree
+
+    budget = target - _other_bytes(teacher, config)
+    for _ in range(6):
+        chosen = datafree.allocate(options, budget)
+        student = copy.deepcopy(teacher)
+        datafree.apply_allocation_(student, chosen)
+        blob, _ = _encode(student, config, "", "")
+        bits = sorted({o.bits for o in chosen.values()})
+        log(f"allocation for {budget:,} layer bytes: bits {bits}, file {len(blob):,} bytes")
+        if len(blob) <= target:
+            return student, blob
+        budget -= len(blob) - target + 512
+    raise SqueezelabError(f"--target-bytes {target}: the smallest allocation tried is {len(blob):,} bytes; "
+                          "allow more bytes")
+
+
+def _other_bytes(model, config: CalibConfig) -> int:
+    """Bytes of the file besides the shared layers' streams: biases and other raw tensors, header."""
+    per_value = 2 if config.raw_dtype == "float16" else 4
+    from squeezelab.compress.prune import selected_layers
+
+    weights = {f"{name}.weight" for name in selected_layers(model)}
+    raw = sum(t.numel() for k, t in model.state_dict().items() if k not in weights and t.is_floating_point())
+    return raw * per_value + 4096
+
+
+def _encode(model, config: CalibConfig, calib_data, source) -> tuple[bytes, list]:
+    from squeezelab.compress.codec import encode
+
+    return encode(model, raw_dtype=config.raw_dtype, deflate_header=True,
+                  metadata={"compress": {"calibration": config.to_dict()}, "calib_data": str(calib_data),
+                            "source": str(source)})

@@ -20,4 +20,7 @@ def format_compression_report(report) -> str:
             f"accuracy before {report.acc_before:.2%}, after pruning {report.acc_pruned:.2%}, "
             f"after compression (decoded file) {report.acc_after:.2%}"
         )
+    if getattr(report, "top1_agreement", None) is not None:
+        lines.append(f"top-1 agreement with the uncompressed model {report.top1_agreement:.2%} on {report.held_out_images:,} "
+                     f"held-out images (calibrated on {report.calibration_images:,} others; no labels, so no accuracy)")
     return "\n".join(lines)

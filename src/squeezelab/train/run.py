@@ -26,13 +26,15 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.record import Provenance
-from squeezelab.models.weights import pretrained_state_dict
+from squeezelab.preprocessing import Preprocessing
 from squeezelab.report.training import write_metrics_csv, write_run_reports
 from squeezelab.train import distributed
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
-from squeezelab.train.config import TrainConfig
+from squeezelab.train.config import DEFAULT_MODEL, TrainConfig
 from squeezelab.train.loop import LossGuard, train_one_epoch
 from squeezelab.train.schedule import lr_factor
+from squeezelab.train.transfer import (Pretrained, input_preprocessing, load_pretrained, open_pretrained,
+                                      pretrained_model_config, recipe_lr)
 from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 
@@ -48,6 +50,15 @@ def default_model_config(data: Dataset, name: str = "squeezenet1_1", **options) 
     return ModelConfig(name, {**defaults, **{k: v for k, v in options.items() if v is not None}})
 
 
+def choose_model_config(data: Dataset, name: str | None = None, pretrained: Pretrained | None = None,
+                        **options) -> ModelConfig:
+    """The model for a run: with pretrained weights their own architecture (`name` and options
+    override it), otherwise `default_model_config`."""
+    if pretrained is not None:
+        return pretrained_model_config(pretrained, data.num_classes, name, **options)
+    return default_model_config(data, name or DEFAULT_MODEL, **options)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -58,12 +69,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Weight decay on conv/linear weights only: decaying biases and batch-norm scales only hurts."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """Weight decay on conv/linear weights only: decaying biases and batch-norm scales only hurts.
+    With `pretrained_lr_factor` < 1 every layer but the classifier (the new head) learns at
+    lr x the factor: fine-tuning adapts pretrained features without overwriting them."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not params:
         raise SqueezelabError("the model has no trainable parameters (all frozen?)")
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    factor = config.pretrained_lr_factor
+    slow = {name for name, _ in params if factor != 1.0 and not name.startswith("classifier.")}
+    groups = []
+    for lr, members in ((config.lr, [(n, p) for n, p in params if n not in slow]),
+                        (config.lr * factor, [(n, p) for n, p in params if n in slow])):
+        groups += [{"params": [p for _, p in members if p.ndim > 1], "weight_decay": config.weight_decay, "lr": lr},
+                   {"params": [p for _, p in members if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
+    groups = groups[:2] + [g for g in groups[2:] if g["params"]]  # the scratch recipe keeps its two groups
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr)
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
@@ -83,18 +102,6 @@ def check_writable(out: Path) -> None:
         (out / ".write-test").unlink()
     except OSError as exc:
         raise SqueezelabError(f"cannot write to --out {out}: {exc.strerror or exc}; pick a writable folder") from None
-
-
-def load_pretrained(model: nn.Module, path: str, model_name: str | None = None) -> None:
-    """Load a torchvision-format state_dict or a squeezelab checkpoint, except a classifier whose
-    shape differs (the new head for the user's classes keeps its fresh initialisation)."""
-    p = Path(path)
-    data = pretrained_state_dict(p, model_name)  # a file, or a record name resolved against `model_name`
-    own = model.state_dict()
-    usable = {k: v for k, v in data.items() if k in own and own[k].shape == v.shape}
-    if not any(k.startswith("features.") for k in usable):
-        raise SqueezelabError(f"--weights {p} does not fit this model (no feature layer matches); check --model and its options")
-    model.load_state_dict(usable, strict=False)
 
 
 def _rng_state() -> dict:
@@ -197,7 +204,7 @@ def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = 
         state = None
         if resume:
             state, (model_config, data_config, train_config) = resume_state(out, train_config, resume_epochs)
-        run = setup(model_config, data_config, train_config, speed, device, info, out, state=state)
+        run = setup(model_config, data_config, train_config, speed, device, info, out, state=state, log=say)
         say(_start_line(run))
         run_epochs(run, say, progress)
         return finish(run, time.perf_counter() - start)
@@ -228,16 +235,29 @@ def resume_state(out: Path, train_config: TrainConfig, epochs: int | None = None
 
 
 def setup(model_config, data_config: DataConfig, train_config: TrainConfig, speed: runtime.SpeedConfig,
-          device: torch.device, info: distributed.DistInfo, out: Path, *, state: dict | None = None) -> Run:
+          device: torch.device, info: distributed.DistInfo, out: Path, *, state: dict | None = None,
+          log: Callable[[str], None] = lambda _msg: None) -> Run:
     """Open the data, build the model (pretrained weights, frozen features, or the resumed
-    state), its optimizer and schedule; write config.json."""
+    state), its optimizer and schedule; write config.json. Pretrained weights decide the input
+    (size, channel order, normalisation) unless the data config sets the size."""
+    pretrained = open_pretrained(train_config.weights) if train_config.weights and state is None else None
+    if pretrained is not None and train_config.lr is None:
+        train_config = train_config.replace(lr=recipe_lr(pretrained))
+    if train_config.lr is None:
+        raise SqueezelabError("no learning rate: pass --lr (the fine-tuning recipe chooses one only with --weights)")
+    if pretrained is not None and data_config.image_size is None:
+        data_config = data_config.replace(image_size=pretrained.preprocessing.crop)
     data = open_dataset(data_config)
+    if pretrained is not None:
+        data.preprocessing = input_preprocessing(pretrained, data.preprocessing)
+    elif state is not None and train_config.weights:  # the input convention the run started with
+        data.preprocessing = Preprocessing.from_dict(state["preprocessing"])
     train_config = train_config.fitted(math.ceil(len(data.train) / info.world_size))
-    model_config = _model_config_for(model_config, data)
+    model_config = _model_config_for(model_config, data, pretrained)
     torch.manual_seed(train_config.seed)
     model = model_config.build()
-    if train_config.weights and state is None:
-        load_pretrained(model, train_config.weights)
+    if pretrained is not None:
+        load_pretrained(model, pretrained, log)
     if train_config.freeze_features:
         for p in model.features.parameters():
             p.requires_grad_(False)
@@ -247,6 +267,9 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     payload = {"model": model_config.to_dict(), "classes": list(data.classes),
                "preprocessing": data.preprocessing.to_dict(), "data": data.config.to_dict(),
                "train": train_config.to_dict(), "speed": speed.to_dict()}
+    weights_name = (pretrained.record or pretrained.spec) if pretrained else (state or {}).get("provenance", {}).get("weights")
+    if weights_name:
+        payload["provenance"] = {"weights": weights_name}
     run = Run(make_epochs(model, data, train_config, device, speed, info), model_config, out, payload)
     if state is not None:
         _restore(run, state)
@@ -255,11 +278,12 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     return run
 
 
-def _model_config_for(model_config, data: Dataset) -> ModelConfig:
+def _model_config_for(model_config, data: Dataset, pretrained: Pretrained | None = None) -> ModelConfig:
     if model_config is None:
-        model_config = default_model_config(data)
+        model_config = choose_model_config(data, pretrained=pretrained)
     elif not isinstance(model_config, ModelConfig):
-        model_config = model_config(data)  # a function of the opened data (the CLI's --model choice)
+        # a function of the opened data (the CLI's --model choice), and of the weights when there are some
+        model_config = model_config(data) if pretrained is None else model_config(data, pretrained)
     if "num_classes" not in model_config.options:
         model_config = model_config.with_options(num_classes=data.num_classes)
     if model_config.options["num_classes"] != data.num_classes:

@@ -1,0 +1,117 @@
+"""Fine-tuning from the paper's released ImageNet SqueezeNet vs training from scratch, on a CIFAR-10
+pair with a few hundred training images, and a table of the two.
+
+The released model (../shared/data/squeezenet-dc/compressed_SqueezeNet.net) is converted with
+`squeezelab convert`; the pair's first N training JPEGs per class (sorted names) form train/, the
+next 50 per class val/ (the per-epoch check that picks best.pt), and the pair's 2,000 test images score
+both final models with `squeezelab eval`. Both runs get the same epochs and input size; `--weights`
+alone chooses the rest of the fine-tuning run (model, Caffe input, recipe). CIFAR images are
+32 px, upscaled: a stand-in for a small folder of photos. Everything is written under --work
+(default: a temporary folder), never into the repository.
+
+    python bench/finetune.py                          # airplane vs ship, 200 per class, 128 px, seed 0
+    python bench/finetune.py --pair cat dog --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(os.environ.get("SQUEEZELAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+NET = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
+ARCHIVE = SHARED / "cifar10-jpg.tar.gz"
+SQUEEZELAB = [sys.executable, "-m", "squeezelab"]
+
+
+def squeezelab(*args) -> dict:
+    done = subprocess.run([*SQUEEZELAB, *map(str, args), "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"squeezelab {' '.join(map(str, args))} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def make_pair(work: Path, pair: tuple[str, str], per_class: int, val_per_class: int) -> Path:
+    """train/ (the first per_class training images of each class by name), val/ (the next
+    val_per_class: the per-epoch check, never a test image) and test/ (all 1,000 test images of
+    each), read in one pass over the archive."""
+    root = work / f"{pair[0]}_{pair[1]}_{per_class}"
+    if (root / ".complete").exists():
+        return root
+    found: dict[tuple[str, str], dict[str, bytes]] = {}
+    with tarfile.open(ARCHIVE, "r:gz") as tar:
+        for member in tar:  # streaming: a gzip archive has no random access
+            parts = member.name.split("/")
+            if member.isfile() and len(parts) >= 3 and parts[-2] in pair:
+                found.setdefault((parts[-3], parts[-2]), {})[parts[-1]] = tar.extractfile(member).read()
+    slices = (("train", "train", 0, per_class), ("val", "train", per_class, per_class + val_per_class),
+              ("test", "test", 0, None))
+    for split, source, first, last in slices:
+        for name in pair:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in sorted(found[(source, name)])[first:last]:
+                (folder / file).write_bytes(found[(source, name)][file])
+    (root / ".complete").write_text("ok")
+    return root
+
+
+def run(work: Path, data: Path, name: str, seed: int, epochs: int, size: int, extra: list) -> dict:
+    """Train on data/train (checked on data/val), then score best.pt on all of data/test."""
+    train_view = work / f"view_{data.name}"  # train/ + val/ only: the test images stay unseen
+    if not train_view.exists():
+        train_view.mkdir()
+        for split in ("train", "val"):
+            (train_view / split).symlink_to(data / split)
+    out = work / f"{name}_seed{seed}"
+    start = time.perf_counter()
+    result = squeezelab("train", "--data", train_view, "--out", out, "--epochs", epochs, "--image-size", size,
+                        "--seed", seed, *extra)
+    seconds = time.perf_counter() - start
+    test = squeezelab("eval", result["checkpoint"], "--data", data / "test")
+    return {"run": name, "seed": seed, "train_s": seconds, "test_acc": test["top1"], "test_images": test["count"],
+            "model": result["model"]["name"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", nargs=2, default=["airplane", "ship"])
+    parser.add_argument("--per-class", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=6, help="both runs (the fine-tuning recipe's default)")
+    parser.add_argument("--image-size", type=int, default=128,
+                        help="both runs; the released weights' own 227 px costs 3x the time on a CPU")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--work", default=None, help="folder for data, runs and the converted model")
+    args = parser.parse_args()
+    for needed in (NET, ARCHIVE):
+        if not needed.is_file():
+            raise SystemExit(f"{needed} not found: set SQUEEZELAB_SHARED_DATA to the shared data folder")
+    work = Path(args.work or tempfile.mkdtemp(prefix="finetune-"))
+    work.mkdir(parents=True, exist_ok=True)
+    converted = work / "released.pt"
+    if not converted.exists():
+        squeezelab("convert", NET, "-o", converted)
+    data = make_pair(work, tuple(args.pair), args.per_class, 50)
+    rows = []
+    for seed in args.seeds:
+        rows.append(run(work, data, "fine-tune", seed, args.epochs, args.image_size, ["--weights", converted]))
+        rows.append(run(work, data, "scratch", seed, args.epochs, args.image_size, []))
+        for row in rows[-2:]:
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"{args.pair[0]} vs {args.pair[1]}: {args.per_class} training images per class, {args.epochs} epochs at "
+          f"{args.image_size} px, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"{'run':<10} {'seed':>4} {'model':<14} {'train s':>8} {'test acc':>9} {'test images':>11}")
+    for row in rows:
+        print(f"{row['run']:<10} {row['seed']:>4} {row['model']:<14} {row['train_s']:>8.0f} {row['test_acc']:>9.2%} "
+              f"{row['test_images']:>11}")
+
+
+if __name__ == "__main__":
+    main()
