@@ -48,7 +48,8 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("train", ["(default: 64)", "(default: 0.05)", "(default: sgd)", "(default: runs/latest)"]),
+    ("train", ["(default: 64; 32 with --weights)", "(default: 0.05;", "default: sgd; adamw with --weights",
+               "(default: runs/latest)"]),
     ("serve", ["(default: 8000)", "(default: 127.0.0.1)", "(default: 64)", "(default: 1)"]),
     ("compress", ["(default: 3)", "default 0.92"]),
 ])
@@ -68,8 +69,12 @@ def test_parser_defaults_are_the_configs_defaults():
 
     parser = build_parser()
     train = parser.parse_args(["train"])
-    assert (train.batch_size, train.lr, train.stuck_steps, train.val_fraction, train.data) == (
-        TrainConfig().batch_size, TrainConfig().lr, TrainConfig().stuck_steps, DataConfig().val_fraction, DataConfig().spec)
+    assert (train.stuck_steps, train.val_fraction, train.data) == (
+        TrainConfig().stuck_steps, DataConfig().val_fraction, DataConfig().spec)
+    # the recipe's own values (scratch or fine-tune) fill what the flags leave unset
+    assert (train.batch_size, train.lr, train.optimizer) == (None, None, None)
+    recipe = TrainConfig.for_run(train.weights, batch_size=train.batch_size, lr=train.lr, optimizer=train.optimizer)
+    assert (recipe.batch_size, recipe.lr, recipe.optimizer) == (TrainConfig().batch_size, TrainConfig().lr, "sgd")
     compress = parser.parse_args(["compress", "m.pt", "-o", "m.sqz"])
     assert (compress.sparsity_3x3, compress.bits, compress.prune_steps) == (
         CompressConfig().sparsity_3x3, CompressConfig().bits, CompressConfig().prune_steps)
