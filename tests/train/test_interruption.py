@@ -16,9 +16,12 @@ ARGS = ["train", "--data", "synthetic:n=72,classes=3,size=12", "--epochs", "3", 
 
 
 def _start(out, *extra):
+    # SIGINT back at its default in the child: a suite started as a background job (nohup ... &, a
+    # CI runner) inherits it ignored, and Python then never turns it into KeyboardInterrupt
     return subprocess.Popen([sys.executable, "-m", "squeezelab", *ARGS, *extra, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_epoch(out, epoch, proc, timeout=240):
