@@ -153,24 +153,24 @@ def _load_onnx_file(path: Path, threads: int | None) -> Predictor:
                      path.stat().st_size, onnx_model.num_params)
 
 
+def _with_bin_file(path: Path, kind: str, model) -> Predictor:
+    """A runtime model whose weights sit beside it in a .bin file (OpenVINO, ncnn): numpy in, numpy out."""
+    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return Predictor(model.record, kind, lambda batch: torch.from_numpy(model(batch.numpy())), size, model.num_params)
+
+
 @register_predictor_loader(".xml")
 def _load_openvino_file(path: Path, threads: int | None) -> Predictor:
     from squeezelab.export.openvino import load_openvino
 
-    ov_model = load_openvino(path, threads=threads)
-    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
-    return Predictor(ov_model.record, "openvino", lambda batch: torch.from_numpy(ov_model(batch.numpy())), size,
-                     ov_model.num_params)
+    return _with_bin_file(path, "openvino", load_openvino(path, threads=threads))
 
 
 @register_predictor_loader(".param")
 def _load_ncnn_file(path: Path, threads: int | None) -> Predictor:
     from squeezelab.export.ncnn import load_ncnn
 
-    ncnn_model = load_ncnn(path, threads=threads)
-    size = path.stat().st_size + path.with_suffix(".bin").stat().st_size
-    return Predictor(ncnn_model.record, "ncnn", lambda batch: torch.from_numpy(ncnn_model(batch.numpy())), size,
-                     ncnn_model.num_params)
+    return _with_bin_file(path, "ncnn", load_ncnn(path, threads=threads))
 
 
 def _suffix(path: Path) -> str:
