@@ -170,3 +170,49 @@ def test_predict_writes_csv_and_jsonl(run, tmp_path, capsys):
     lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
     assert len(lines) == 10 and lines[0]["label"] == lines[0]["predictions"][0]["label"]
     assert {row.split(",")[1] for row in rows[1:]} == {line["label"] for line in lines}
+
+
+def test_eval_on_a_folder_of_one_class_measures_it(run, tmp_path, capsys):
+    only_cats = tmp_path / "only_cats" / "cat"
+    only_cats.mkdir(parents=True)
+    for path in sorted((run["photos"] / "cat").iterdir())[:4]:
+        shutil.copy(path, only_cats / path.name)
+    assert main(["eval", str(run["ckpt"]), "--data", str(tmp_path / "only_cats"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 4 and result["classes"] == ["cat"]
+
+
+def test_export_onto_a_folder_is_one_line(run, tmp_path, capsys):
+    (tmp_path / "photos.onnx").mkdir()
+    code = main(["export", str(run["ckpt"]), "-o", str(tmp_path / "photos.onnx")])
+    _one_line_exit_2(code, capsys.readouterr().err, "is a folder")
+
+
+def test_training_again_into_a_finished_run_warns_that_it_is_replaced(run, tmp_path, capsys):
+    out = tmp_path / "again"
+    args = ["train", "--data", str(run["photos"]), "--epochs", "1", "--batch-size", "8", "--out", str(out), "--json"]
+    assert main(args) == 0
+    assert "holds a run already" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert "holds a run already; it is replaced" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_is_no_error(monkeypatch, capsys):
+    import squeezelab.cli.models as models
+
+    def closed_pipe(args):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(models, "run_models", closed_pipe)  # `squeezelab models | head -1`
+    assert main(["models"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_small_training_set_keeps_its_last_ragged_batch():
+    from squeezelab.data import DataConfig, open_dataset
+
+    data = open_dataset(DataConfig("synthetic:n=120,classes=2,size=16"))  # 96 training images
+    sizes = [len(y) for _, y in data.batches("train", 64)]
+    assert sizes == [64, 32]
+    big = open_dataset(DataConfig("synthetic:n=400,classes=2,size=16"))  # 320: five batches of 64
+    assert [len(y) for _, y in big.batches("train", 60)] == [60] * 5  # the ragged 20 dropped

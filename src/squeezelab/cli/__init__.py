@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 import warnings
 
@@ -93,3 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("squeezelab: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # `squeezelab ... | head`: the reader has gone, which is no error
+            try:  # stdout to /dev/null, so the flush at exit does not fail a second time
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                pass
+            return 0

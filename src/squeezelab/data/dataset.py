@@ -59,7 +59,9 @@ class Dataset:
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         indices = _indices(len(part), train=train, generator=generator, rank=rank, world_size=world_size,
                            seed=seed, epoch=epoch)
-        if train and (drop_last if drop_last is not None else len(indices) > batch_size):
+        # a ragged last batch is dropped once there are several full ones; a small set keeps it,
+        # or 96 images at batch 64 would train on 64 of them an epoch
+        if train and (drop_last if drop_last is not None else len(indices) >= 4 * batch_size):
             indices = indices[: len(indices) // batch_size * batch_size]
         augment = self.augment if train else None
         if isinstance(part, TensorSplit):

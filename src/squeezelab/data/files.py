@@ -62,7 +62,7 @@ def open_folder(config: DataConfig, root: Path) -> Dataset:
         _check_items(val_items, val_root)
         return _build(config, train_items, val_items, train_classes, root, recorded_split=None)
     items = scan_class_folders(root)
-    _check_items(items, root)
+    _check_items(items, root, evaluation=config.split == ALL_IMAGES)
     classes = sorted({c for _, c in items})
     return _split_and_build(config, items, classes, root)
 
@@ -106,21 +106,24 @@ def open_list_file(config: DataConfig, path: Path) -> Dataset:
     return _split_and_build(config, rows, classes, base)
 
 
-def _check_items(items, root: Path) -> None:
+def _check_items(items, root: Path, evaluation: bool = False) -> None:
+    """Images there, and (to train on) at least two classes; measuring a model on one class is fine."""
     if not items:
         raise SqueezelabError(f"{root} holds no images; expected {root}/<class>/<image>.jpg|png|... files")
-    check_classes(sorted({c for _, c in items}), str(root))
+    if not evaluation:
+        check_classes(sorted({c for _, c in items}), str(root))
 
 
 def _split_and_build(config: DataConfig, items, classes, base: Path):
-    check_classes(classes, config.spec)
-    if config.split == ALL_IMAGES:
+    if config.split == ALL_IMAGES:  # evaluation: every image, one class is enough
         train_items, val_items = [], list(items)
     elif config.split and "val" in config.split:
+        check_classes(classes, config.spec)
         wanted = set(config.split["val"])
         val_items = [it for it in items if _relative(it[0], base) in wanted]
         train_items = [it for it in items if _relative(it[0], base) not in wanted]
     else:
+        check_classes(classes, config.spec)
         index = {c: i for i, c in enumerate(classes)}
         train_idx, val_idx = stratified_split([index[c] for _, c in items], config.val_fraction, config.seed)
         train_items, val_items = [items[i] for i in train_idx], [items[i] for i in val_idx]

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from squeezelab import runtime
 from squeezelab.data import DataConfig, Dataset, open_dataset
-from squeezelab.errors import SqueezelabError
+from squeezelab.errors import SqueezelabError, SqueezelabWarning
 from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.record import Provenance
@@ -199,6 +200,9 @@ def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = 
     try:
         if info.is_main:
             check_writable(out)
+            if not resume and (out / "last.pt").is_file():
+                warnings.warn(f"{out} holds a run already; it is replaced (--resume continues it instead, or pick "
+                              "another --out)", SqueezelabWarning, stacklevel=2)
             remove_stale_temporaries(out)  # a run killed mid-write (SIGKILL) leaves its temporary
         runtime.configure_process(speed)
         state = None

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from squeezelab.errors import SqueezelabError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
@@ -22,6 +24,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     ...     _ = f.write("hello")
     """
     path = Path(path)
+    if path.is_dir():
+        raise SqueezelabError(f"cannot write {path}: it is a folder; name a file (e.g. {path / 'out'}{path.suffix})")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
