@@ -50,3 +50,19 @@ def one_line_error(done, words: str) -> None:
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert words in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def write_small_checkpoint(path, classes):
+    """A random squeezenet1_1 checkpoint for `classes` at 64 px (resize 72): the files that export,
+    bench and the model-file tests start from, without a training run."""
+    import torch
+
+    import squeezelab
+    from squeezelab.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = squeezelab.create_model("squeezenet1_1", num_classes=len(classes), final_relu=False)
+    preprocessing = {**model.record.preprocessing.to_dict(), "resize": 72, "crop": 64}
+    save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": len(classes), "final_relu": False}},
+                           "state_dict": model.state_dict(), "classes": list(classes), "preprocessing": preprocessing})
+    return path

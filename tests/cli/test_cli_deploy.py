@@ -4,23 +4,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from helpers import one_line_error
+from helpers import one_line_error, write_small_checkpoint
 from PIL import Image
-
-import squeezelab
-from squeezelab.train.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
-    torch.manual_seed(0)
-    model = squeezelab.create_model("squeezenet1_1", num_classes=3, final_relu=False)
-    preprocessing = {**model.record.preprocessing.to_dict(), "resize": 72, "crop": 64}
-    path = tmp / "model.pt"
-    save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": 3, "final_relu": False}},
-                           "state_dict": model.state_dict(), "classes": ["a", "b", "c"], "preprocessing": preprocessing})
+    path = write_small_checkpoint(tmp / "model.pt", ["a", "b", "c"])
     images = tmp / "images"
     rng = np.random.default_rng(0)
     for i in range(12):

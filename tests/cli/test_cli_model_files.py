@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import one_line_error
+from helpers import one_line_error, write_small_checkpoint
 from PIL import Image
 
 import squeezelab
-from squeezelab.train.checkpoint import save_checkpoint
 
 CLASSES = ["a", "b", "c"]
 
@@ -23,12 +22,7 @@ def files(tmp_path_factory):
     from helpers import run_main
 
     tmp = tmp_path_factory.mktemp("model-files")
-    torch.manual_seed(0)
-    model = squeezelab.create_model("squeezenet1_1", num_classes=3, final_relu=False)
-    preprocessing = {**model.record.preprocessing.to_dict(), "resize": 72, "crop": 64}
-    pt = tmp / "model.pt"
-    save_checkpoint(pt, {"model": {"name": "squeezenet1_1", "options": {"num_classes": 3, "final_relu": False}},
-                         "state_dict": model.state_dict(), "classes": CLASSES, "preprocessing": preprocessing})
+    pt = write_small_checkpoint(tmp / "model.pt", CLASSES)
     images = tmp / "images"
     rng = np.random.default_rng(0)
     for i in range(12):

@@ -30,7 +30,7 @@ from torch import nn
 
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.export.check import claim_weights_file, compare_with_torch, import_runtime, seeded_inputs
-from squeezelab.export.onnx import META_PREFIX, _record_from_metadata, metadata_for, model_input_size
+from squeezelab.export.onnx import META_PREFIX, _record_from_metadata, image_batch, metadata_for, model_input_size
 from squeezelab.models.record import ModelRecord
 from squeezelab.utils.atomic import atomic_write_bytes
 
@@ -55,9 +55,7 @@ class NcnnModel:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import ncnn
 
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise SqueezelabError(f"expected a batch (N, 3, H, W), got shape {batch.shape}")
+        batch = image_batch(batch)
         rows = []
         for image in batch:
             with self.net.create_extractor() as extractor:

@@ -192,6 +192,14 @@ def make_session(onnx_model: bytes | str | os.PathLike, threads: int | None = No
 # ---- opening ONNX files (untrusted input) ---------------------------------------------------------
 
 
+def image_batch(batch) -> np.ndarray:
+    """`batch` as the contiguous float32 (N, 3, H, W) array every runtime takes; one line otherwise."""
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if batch.ndim != 4 or batch.shape[1] != 3:
+        raise SqueezelabError(f"expected a batch (N, 3, H, W), got shape {batch.shape}")
+    return batch
+
+
 @dataclasses.dataclass
 class OnnxModel(RecordFace):
     """An ONNX classifier with the record `export_onnx` wrote, run by ONNX Runtime.
@@ -207,9 +215,7 @@ class OnnxModel(RecordFace):
     fixed_batch: int | None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise SqueezelabError(f"expected a batch (N, 3, H, W), got shape {batch.shape}")
+        batch = image_batch(batch)
         if self.fixed_batch is not None and batch.shape[0] != self.fixed_batch:
             # a fixed-batch export: run the images one chunk at a time
             chunks = [self(batch[i:i + self.fixed_batch]) for i in range(0, len(batch), self.fixed_batch)]

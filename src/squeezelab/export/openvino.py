@@ -26,7 +26,7 @@ from torch import nn
 from squeezelab.errors import BadFileError, SqueezelabError
 from squeezelab.export.check import claim_weights_file, compare_with_torch, import_runtime, seeded_inputs
 from squeezelab.export.config import DEFAULT_OPSET
-from squeezelab.export.onnx import (META_PREFIX, _record_from_metadata, _to_onnx_bytes, metadata_for,
+from squeezelab.export.onnx import (META_PREFIX, _record_from_metadata, _to_onnx_bytes, image_batch, metadata_for,
                                     model_input_size)
 from squeezelab.models.record import ModelRecord
 
@@ -85,9 +85,7 @@ class OpenVinoModel:
     compiled: dict = dataclasses.field(default_factory=dict)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.ndim != 4 or batch.shape[1] != 3:
-            raise SqueezelabError(f"expected a batch (N, 3, H, W), got shape {batch.shape}")
+        batch = image_batch(batch)
         n = len(batch)
         if n not in self.compiled:
             if len(self.compiled) >= MAX_COMPILED:

@@ -24,7 +24,7 @@ from torch import nn
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.config import ModelConfig
 from squeezelab.models.weights import WEIGHTS, pretrained_state_dict
-from squeezelab.preprocessing import CAFFE_IMAGENET, TORCHVISION_IMAGENET, Preprocessing
+from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
 
 # Of the parameters before the classifier (the head is always new): below three quarters the run is
 # closer to training from scratch than to fine-tuning. squeezenet1_1 filled from squeezenet1_0's
