@@ -103,7 +103,8 @@ def open_recorded_dataset(recorded: dict | None, data_spec: str | None, *, class
     held_out (eval): data other than the recorded is measured whole (`evaluation_config`), since
     none of it was trained on; otherwise (compress) it is split, to fine-tune on one part."""
     if data_spec is None and not recorded:
-        raise SqueezelabError(f"{where} records no data set; pass --data SPEC (e.g. --data digits)")
+        raise SqueezelabError(f"{where} records no data set; pass --data with a folder of labelled images (one "
+                              "sub-folder per class) or a data spec such as digits")
     if held_out:
         config = evaluation_config(recorded, data_spec, image_size=preprocessing.crop, skip_bad_images=skip_bad_images)
     elif recorded and (data_spec is None or same_source(data_spec, recorded.get("spec", ""))):

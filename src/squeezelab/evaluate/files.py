@@ -10,7 +10,6 @@ import os
 
 from squeezelab.data.config import describe_evaluation
 from squeezelab.data.datasets import open_recorded_dataset
-from squeezelab.errors import SqueezelabError
 from squeezelab.evaluate.predict import evaluate
 from squeezelab.loading import load_predictor
 
@@ -29,9 +28,6 @@ def evaluate_file(path: str | os.PathLike, data_spec: str | None = None, *, batc
     predictor = load_predictor(path, threads=threads)
     record = predictor.record
     recorded = record.notes.get("data") if isinstance(record.notes.get("data"), dict) else None
-    if recorded is None and data_spec is None:
-        raise SqueezelabError(f"{path} records no data set to evaluate on; pass --data with a folder of labelled "
-                              "images (one sub-folder per class) or a data spec")
     data = open_recorded_dataset(recorded, data_spec, classes=list(record.classes), preprocessing=record.preprocessing,
                                  where=str(path), skip_bad_images=skip_bad_images, held_out=True)
     if list(data.classes) == list(record.classes):
