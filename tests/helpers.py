@@ -63,6 +63,7 @@ def write_small_checkpoint(path, classes):
     torch.manual_seed(0)
     model = squeezelab.create_model("squeezenet1_1", num_classes=len(classes), final_relu=False)
     preprocessing = {**model.record.preprocessing.to_dict(), "resize": 72, "crop": 64}
-    save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": {"num_classes": len(classes), "final_relu": False}},
-                           "state_dict": model.state_dict(), "classes": list(classes), "preprocessing": preprocessing})
+    options = {"num_classes": len(classes), "final_relu": False}
+    save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": options}, "state_dict": model.state_dict(),
+                           "classes": list(classes), "preprocessing": preprocessing})
     return path

@@ -102,12 +102,21 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         from squeezelab.models.released import decode_released_file
 
         return decode_released_file(path)
+    return state_dict_of(load_torch_file(path), path)
+
+
+def load_torch_file(path: str | os.PathLike):
+    """What a .pt/.pth file holds, read without running code from it; one line when it cannot be."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SqueezelabError(f"weights file {path} does not exist") from None
     except Exception as exc:  # torch raises many types for a bad file
         raise BadFileError(f"{path} is not a readable PyTorch weights file ({type(exc).__name__})") from None
+
+
+def state_dict_of(data, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded weights file: a plain state dict, or a checkpoint's `state_dict`."""
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -144,6 +153,18 @@ def offline_message(weights: Weights, exc: Exception | None = None) -> str:
             f"elsewhere and put {filename} in {cache}/ (or pass the file's path)")
 
 
+def find_weights(name: str, model_name: str | None = None) -> Weights | None:
+    """The record `name` means: a full name (`squeezenet1_0.IMAGENET1K_V1`), or a short one
+    (`DC_IMAGENET1K`) that one model's records hold or `model_name`'s does; None when none does, one
+    line when several models' records share the short name."""
+    suffixed = [k for k in WEIGHTS if k.split(".", 1)[1] == name]
+    candidates = [name, f"{model_name}.{name}"] + (suffixed if len(suffixed) == 1 else [])
+    record = next((WEIGHTS[k] for k in candidates if k in WEIGHTS), None)
+    if record is None and len(suffixed) > 1:
+        raise SqueezelabError(f"weights {name!r} is ambiguous: name one of {', '.join(suffixed)}")
+    return record
+
+
 def pretrained_state_dict(spec: str | os.PathLike, model_name: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict behind `--weights SPEC`: a file path, or a record name such as
     `squeezenet1_0.IMAGENET1K_V1` or `DC_IMAGENET1K` (downloaded into torch's cache when online).
@@ -154,11 +175,7 @@ def pretrained_state_dict(spec: str | os.PathLike, model_name: str | None = None
     text = str(spec)
     if Path(text).exists():
         return read_state_dict(text)
-    suffixed = [k for k in WEIGHTS if k.split(".", 1)[1] == text]
-    candidates = [text, f"{model_name}.{text}"] + (suffixed if len(suffixed) == 1 else [])
-    record = next((WEIGHTS[k] for k in candidates if k in WEIGHTS), None)
-    if record is None and len(suffixed) > 1:
-        raise SqueezelabError(f"weights {text!r} is ambiguous: name one of {', '.join(suffixed)}")
+    record = find_weights(text, model_name)
     if record is None:
         raise SqueezelabError(f"weights {text!r} is neither a file nor a known record (known: {', '.join(WEIGHTS)})")
     if record.url is None:

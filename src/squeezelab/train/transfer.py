@@ -23,7 +23,7 @@ from torch import nn
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.config import ModelConfig
-from squeezelab.models.weights import WEIGHTS, pretrained_state_dict
+from squeezelab.models.weights import WEIGHTS, find_weights, load_torch_file, pretrained_state_dict, state_dict_of
 from squeezelab.preprocessing import TORCHVISION_IMAGENET, Preprocessing
 
 # Of the parameters before the classifier (the head is always new): below three quarters the run is
@@ -53,15 +53,17 @@ def open_pretrained(spec: str | os.PathLike) -> Pretrained:
     """
     text = str(spec)
     path = Path(text)
-    if path.is_file() and path.suffix.lower() not in (".net",):
-        checkpoint = _squeezelab_checkpoint(path)
-        if checkpoint is not None:
+    if path.is_file() and path.suffix.lower() != ".net":
+        data = load_torch_file(path)  # read once: a squeezelab checkpoint records its model, a state dict not
+        if isinstance(data, dict) and data.get("format") == "squeezelab-checkpoint":
             from squeezelab.train.checkpoint import record_from_checkpoint
 
-            record = record_from_checkpoint(checkpoint)
+            record = record_from_checkpoint(data)
             return Pretrained(text, record.provenance.weights, ModelConfig(record.name, dict(record.options)),
-                              record.preprocessing, checkpoint["state_dict"])
-    state = pretrained_state_dict(text)
+                              record.preprocessing, state_dict_of(data, path))
+        state = state_dict_of(data, path)
+    else:
+        state = pretrained_state_dict(text)
     record = _record_for(text)
     if record is not None:
         return Pretrained(text, record.name, ModelConfig(record.model, {"num_classes": record.num_classes}),
@@ -71,21 +73,12 @@ def open_pretrained(spec: str | os.PathLike) -> Pretrained:
     return Pretrained(text, None, ModelConfig(name, {}) if name else None, TORCHVISION_IMAGENET, state)
 
 
-def _squeezelab_checkpoint(path: Path) -> dict | None:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # not a torch file: pretrained_state_dict says so in one line
-    return data if isinstance(data, dict) and data.get("format") == "squeezelab-checkpoint" else None
-
-
 def _record_for(text: str):
     if Path(text).suffix.lower() == ".net":
         return WEIGHTS["squeezenet1_0.DC_IMAGENET1K"]
     if Path(text).exists():
         return None
-    matches = [w for key, w in WEIGHTS.items() if text in (key, key.split(".", 1)[1])]
-    return matches[0] if len(matches) == 1 else None
+    return find_weights(text)
 
 
 def pretrained_model_config(pretrained: Pretrained, num_classes: int, name: str | None = None,
