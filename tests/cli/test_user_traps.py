@@ -195,6 +195,8 @@ def test_training_again_into_a_finished_run_warns_that_it_is_replaced(run, tmp_p
     assert "holds a run already" not in capsys.readouterr().err
     assert main(args) == 0
     assert "holds a run already; it is replaced" in capsys.readouterr().err
+    bad = ["train", "--data", str(tmp_path / "missing"), "--out", str(out)]  # fails before it replaces anything
+    _one_line_exit_2(main(bad), capsys.readouterr().err, "not found")
 
 
 def test_a_reader_that_goes_away_is_no_error(monkeypatch, capsys):

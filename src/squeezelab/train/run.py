@@ -200,15 +200,15 @@ def train(model_config: ModelConfig | Callable[[Dataset], ModelConfig] | None = 
     try:
         if info.is_main:
             check_writable(out)
-            if not resume and (out / "last.pt").is_file():
-                warnings.warn(f"{out} holds a run already; it is replaced (--resume continues it instead, or pick "
-                              "another --out)", SqueezelabWarning, stacklevel=2)
             remove_stale_temporaries(out)  # a run killed mid-write (SIGKILL) leaves its temporary
         runtime.configure_process(speed)
         state = None
         if resume:
             state, (model_config, data_config, train_config) = resume_state(out, train_config, resume_epochs)
         run = setup(model_config, data_config, train_config, speed, device, info, out, state=state, log=say)
+        if info.is_main and not resume and (out / "last.pt").is_file():  # said once the new run can start
+            warnings.warn(f"{out} holds a run already; it is replaced (--resume continues it instead, or pick "
+                          "another --out)", SqueezelabWarning, stacklevel=2)
         say(_start_line(run))
         run_epochs(run, say, progress)
         return finish(run, time.perf_counter() - start)
