@@ -120,3 +120,13 @@ def test_cifar10_pickles(tmp_path):
     data = open_dataset(f"cifar10:{tmp_path}")
     assert data.num_classes == 10 and len(data.train) == 100 and len(data.val) == 20
     assert next(data.batches("train", 8))[0].shape == (8, 3, 32, 32)
+
+
+def test_folder_with_train_and_test_holds_validation_out_of_train(tmp_path):
+    make_folder(tmp_path / "d" / "train", per_class=5)
+    make_folder(tmp_path / "d" / "test", per_class=2)
+    data = open_dataset(DataConfig(str(tmp_path / "d"), val_fraction=0.2))
+    assert len(data.train) == 12 and len(data.val) == 3  # one of each class's 5 training images
+    assert all(path.startswith("train/") for path in data.config.split["val"])
+    reopened = open_dataset(data.config)  # the recorded split replays
+    assert reopened.config.split == data.config.split and len(reopened.val) == 3

@@ -7,43 +7,49 @@ import sys
 
 from squeezelab.cli.output import print_json, say
 from squeezelab.data.config import DataConfig
-from squeezelab.train.config import DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, TrainConfig
+from squeezelab.train.config import (DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, SCRATCH_RECIPE,
+                                     SCHEDULES, SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE, TrainConfig)
 
 _DATA, _TRAIN = DataConfig(), TrainConfig()
 
 
 def _default(field: str) -> str:
-    """The help text's default: the scratch recipe's, and the fine-tuning one's where it differs."""
-    scratch = getattr(_TRAIN, field)
+    """The help text's default: each recipe's value (small images, larger photos, --weights)."""
+    small, scratch = SMALL_IMAGE_RECIPE.get(field), SCRATCH_RECIPE.get(field)
     tuned = FINE_TUNE_RECIPE.get(field, scratch)
-    return f"{scratch}" + (f"; {tuned} with --weights" if tuned != scratch else "")
+    text = f"{small} for images of 64 px or less, {scratch} for larger" if small != scratch else f"{scratch}"
+    return text + (f"; {tuned} with --weights" if tuned is not None and tuned != scratch else "")
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a model (default: SqueezeNet 1.1 on the embedded digits)",
+    p = subparsers.add_parser("train", help="train a model (default: squeezenet_cifar on the embedded digits)",
                               description="Train a model and write checkpoints, metrics and plots into --out. "
                               "Epoch lines go to stdout on a terminal (with a progress bar) and to stderr otherwise.")
     p.add_argument("--data", default=_DATA.spec, help="digits | synthetic[:n=,classes=,size=] | cifar10:ROOT | "
                    "cifar100:ROOT | FOLDER (one sub-folder per class) | LIST.txt ('path label' lines)")
-    p.add_argument("--model", default=None, help=f"registry name (see `squeezelab models`; default: {DEFAULT_MODEL}, "
-                   "or with --weights the weights' own model and options)")
+    p.add_argument("--model", default=None, help=f"registry name (see `squeezelab models`; default: {SMALL_IMAGE_MODEL} for images of 64 px or "
+                   f"less, {DEFAULT_MODEL} for larger, or with --weights the weights' own model and options)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs to train (default: {_default('epochs')}); with --resume the run's new total: more "
                         "than it had extends a finished run")
     p.add_argument("--batch-size", type=int, default=None,
-                   help=f"images per step (default: {_default('batch_size')}); a batch larger than the training set "
-                        "is reduced to it, with a warning")
+                   help=f"images per step (default: {_default('batch_size')}; small sets get a smaller power of two that "
+                        "keeps 16 steps an epoch); a batch larger than the training set is reduced to it, with a warning")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate after warm-up (default: {_TRAIN.lr}; with --weights {FINE_TUNE_LR} over the "
-                        "weights' input scale: 8.7e-05 for the Caffe-trained released model's 0-255 input)")
+                   help=f"peak learning rate after warm-up (default: {_default('lr')}, scaled with the batch when "
+                        f"--batch-size differs; with --weights {FINE_TUNE_LR} over the weights' input scale: 8.7e-05 "
+                        "for the Caffe-trained released model's 0-255 input)")
     p.add_argument("--pretrained-lr-factor", type=float, default=None,
                    help=f"with --weights, the pretrained layers learn at --lr x this and the new classifier at --lr "
                         f"(default: {_default('pretrained_lr_factor')})")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help=f"default: {_default('optimizer')}")
     p.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay)
     p.add_argument("--warmup-epochs", type=float, default=None, help=f"default: {_default('warmup_epochs')}")
-    p.add_argument("--schedule", choices=["cosine", "constant"], default=_TRAIN.schedule)
-    p.add_argument("--label-smoothing", type=float, default=_TRAIN.label_smoothing)
+    p.add_argument("--schedule", choices=list(SCHEDULES), default=None,
+                   help=f"after warm-up: decay to 0 (cosine, linear) or constant (default: {_default('schedule')})")
+    p.add_argument("--label-smoothing", type=float, default=None, help=f"default: {_default('label_smoothing')}")
+    p.add_argument("--translate", type=int, default=None,
+                   help=f"random shift in pixels for images of 64 px or less (default: {SMALL_IMAGE_RECIPE['translate']})")
     p.add_argument("--accumulate", type=int, default=_TRAIN.accumulate, help="sum gradients over this many batches per step")
     p.add_argument("--out", default="runs/latest", help="output folder (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true",
@@ -84,7 +90,7 @@ def run_train(args) -> int:
     train_config = TrainConfig.for_run(
         args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, accumulate=args.accumulate, seed=args.seed, device=args.device,
+        label_smoothing=args.label_smoothing, translate=args.translate, accumulate=args.accumulate, seed=args.seed, device=args.device,
         freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
         pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime

@@ -1,8 +1,9 @@
 """Image folders and list files: a user's own photos.
 
-Folder layout: `root/<class>/*.jpg|png|...`; when `root/train` and `root/val` (or `root/test`)
-exist they are the two splits (their class folders must match), otherwise a seeded stratified
-split is made and recorded (relative paths) in the run's DataConfig. A list file has one
+Folder layout: `root/<class>/*.jpg|png|...`; when `root/train` and `root/val` exist they are the
+two splits (their class folders must match); with `root/train` and `root/test` only, the
+validation split is held out of train/ and test/ stays unseen; otherwise a seeded stratified
+split is made. A split made here is recorded (relative paths) in the run's DataConfig. A list file has one
 `path label` line per image (paths relative to the list file; label an integer index or a class
 name; `#` comments and blank lines are ignored).
 
@@ -45,26 +46,37 @@ def scan_class_folders(root: Path) -> list[tuple[Path, str]]:
 
 
 def open_folder(config: DataConfig, root: Path) -> Dataset:
+    """train/ + val/: the two splits. train/ + test/ (no val/): the validation split is held out of
+    train/ (seeded, recorded), so choosing best.pt never looks at the test images; measure those
+    with `squeezelab eval CKPT --data ROOT/test`. Otherwise a split of the class folders."""
     train_root = root / "train"
-    val_root = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    if train_root.is_dir() and val_root is not None:
-        train_items, val_items = scan_class_folders(train_root), scan_class_folders(val_root)
-        train_classes = sorted({c for _, c in train_items})
-        val_classes = sorted({c for _, c in val_items})
-        if train_classes != val_classes:
-            only_train = sorted(set(train_classes) - set(val_classes))
-            only_val = sorted(set(val_classes) - set(train_classes))
-            raise SqueezelabError(
-                f"class folders differ between {train_root} and {val_root} (only in train: {only_train}, only in "
-                f"{val_root.name}: {only_val}); give both the same class folders"
-            )
-        _check_items(train_items, train_root)
-        _check_items(val_items, val_root)
-        return _build(config, train_items, val_items, train_classes, root, recorded_split=None)
+    held_out = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
+    if train_root.is_dir() and held_out is not None:
+        train_items, held_out_items = scan_class_folders(train_root), scan_class_folders(held_out)
+        train_classes = _matching_classes(train_items, train_root, held_out_items, held_out)
+        if held_out.name == "test":
+            return _split_and_build(config, train_items, train_classes, root)
+        return _build(config, train_items, held_out_items, train_classes, root, recorded_split=None)
     items = scan_class_folders(root)
     _check_items(items, root, evaluation=config.split == ALL_IMAGES)
     classes = sorted({c for _, c in items})
     return _split_and_build(config, items, classes, root)
+
+
+def _matching_classes(train_items, train_root: Path, held_out_items, held_out: Path) -> list[str]:
+    """The class names, once train/ and its held-out sibling are checked to hold the same ones."""
+    train_classes = sorted({c for _, c in train_items})
+    held_out_classes = sorted({c for _, c in held_out_items})
+    if train_classes != held_out_classes:
+        only_train = sorted(set(train_classes) - set(held_out_classes))
+        only_held_out = sorted(set(held_out_classes) - set(train_classes))
+        raise SqueezelabError(
+            f"class folders differ between {train_root} and {held_out} (only in train: {only_train}, only in "
+            f"{held_out.name}: {only_held_out}); give both the same class folders"
+        )
+    _check_items(train_items, train_root)
+    _check_items(held_out_items, held_out)
+    return train_classes
 
 
 def open_list_file(config: DataConfig, path: Path) -> Dataset:

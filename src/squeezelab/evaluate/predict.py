@@ -20,10 +20,11 @@ from squeezelab.evaluate.metrics import EvalResult, batch_sums, result_from_sums
 
 
 def confusion_sums(model: nn.Module, batches: Iterable, num_classes: int, *, device: torch.device,
-                   speed: runtime.SpeedConfig) -> torch.Tensor:
+                   speed: runtime.SpeedConfig, flip: bool = False) -> torch.Tensor:
     """One float64 vector: [loss sum, top-5 correct, count, confusion matrix (flattened)].
 
-    A single vector so data-parallel ranks can add theirs with one all_reduce.
+    A single vector so data-parallel ranks can add theirs with one all_reduce. `flip`: test-time
+    augmentation, the logits averaged over each image and its mirror image (twice the compute).
     """
     sums = torch.zeros(3 + num_classes * num_classes, dtype=torch.float64)
     was_training = model.training
@@ -33,6 +34,8 @@ def confusion_sums(model: nn.Module, batches: Iterable, num_classes: int, *, dev
             images = runtime.prepare_batch(images, device, speed)
             with runtime.autocast(device, speed):
                 logits = model(images)
+                if flip:
+                    logits = (logits + model(images.flip(3))) / 2
             sums += batch_sums(logits, labels, num_classes)
     model.train(was_training)
     return sums
@@ -40,14 +43,15 @@ def confusion_sums(model: nn.Module, batches: Iterable, num_classes: int, *, dev
 
 def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 256, device: str | None = None,
              speed: runtime.SpeedConfig | None = None, classes: Sequence[str] | None = None,
-             rank: int = 0, world_size: int = 1, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-             ) -> EvalResult:
+             rank: int = 0, world_size: int = 1, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             flip: bool = False) -> EvalResult:
     """Top-1, top-5, loss, per-class accuracy/precision/recall and confusion matrix of `model`: a
     torch module or a `squeezelab.load_predictor` (ONNX, int8, ...), which runs like an eval-mode one.
 
     data: a `squeezelab.data.Dataset` (its `split` is used, not augmented) or any iterable of
     (normalised images, labels) batches (then `classes`, or `model.record.classes`, names the classes).
     Under data-parallel evaluation pass rank/world_size and `reduce` (an all-reduce of a tensor).
+    flip: average the logits of each image and its mirror image (test-time augmentation).
 
     >>> from squeezelab.data import open_dataset
     >>> from squeezelab import create_model
@@ -64,7 +68,7 @@ def evaluate(model: nn.Module, data, *, split: str = "val", batch_size: int = 25
     else:
         classes = list(classes or model.record.classes)
         batches = data
-    sums = confusion_sums(model, batches, len(classes), device=dev, speed=speed)
+    sums = confusion_sums(model, batches, len(classes), device=dev, speed=speed, flip=flip)
     if reduce is not None:
         sums = reduce(sums)
     return result_from_sums(sums, classes)

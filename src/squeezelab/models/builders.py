@@ -14,6 +14,7 @@ from squeezelab.models.registry import register_model
 from squeezelab.models.squeezenet import (
     SQUEEZENET1_0_TABLE,
     SQUEEZENET1_1_TABLE,
+    SQUEEZENET_CIFAR_TABLE,
     PAPER_METAPARAMETERS as PAPER,
     Metaparameters,
     Row,
@@ -55,6 +56,21 @@ def squeezenet1_1(
 ) -> SqueezeNet:
     """SqueezeNet 1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs than 1.0 at the same accuracy."""
     return _squeezenet("squeezenet1_1", table or SQUEEZENET1_1_TABLE, weights=weights, weights_file=weights_file,
+                       num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
+                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
+
+
+@register_model()
+def squeezenet_cifar(
+    *, num_classes: int = 10, dropout: float = 0.0, batch_norm: bool = True, se_ratio: float = 0.0,
+    bypass: str = "none", final_relu: bool = False, stem: str = "standard", in_chans: int = 3,
+    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+) -> SqueezeNet:
+    """SqueezeNet for small images (CIFAR's 32x32; the default for images of 64 px or less):
+    Fire modules with batch norm, compute placed at 16x16 and 8x8 (0.68 M parameters, 58 M MACs
+    at 32 px). Without batch norm after the sum, simple bypass makes its logits grow without bound
+    within the first 20 steps, so it is off. The recipe that trains it is docs/training.md's."""
+    return _squeezenet("squeezenet_cifar", table or SQUEEZENET_CIFAR_TABLE, weights=weights, weights_file=weights_file,
                        num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
                        bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
 

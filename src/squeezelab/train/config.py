@@ -4,13 +4,31 @@ to the run at hand (a resumed run's length, a batch larger than the data). Plain
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 from squeezelab.errors import SqueezelabError, SqueezelabWarning
 from squeezelab.utils.config import JsonConfig
 
-DEFAULT_MODEL = "squeezenet1_1"  # the model that converges from scratch on small data (README, Training)
+DEFAULT_MODEL = "squeezenet1_1"  # from scratch on images larger than SMALL_IMAGE_SIZE
+SMALL_IMAGE_MODEL = "squeezenet_cifar"  # from scratch on images of SMALL_IMAGE_SIZE px or less
+SMALL_IMAGE_SIZE = 64
 
+# Each recipe fills the training values a run leaves unset (None); `TrainConfig.resolved` picks one
+# from the data and the weights. lr is for the recipe's batch_size and scales with the batch when
+# the batch differs (the linear scaling rule; SGD recipes only).
+#
+# Photos from scratch: SGD with Nesterov momentum, warm-up then cosine, label smoothing 0.1.
+SCRATCH_RECIPE = {"epochs": 12, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1.0,
+                  "schedule": "cosine", "label_smoothing": 0.1, "pretrained_lr_factor": 1.0}
+# Small images (CIFAR-10, digits) from scratch, tuned for accuracy per CPU minute on the full
+# CIFAR-10 (docs/training.md, bench/cifar10.py): large batches at a high rate, a long linear
+# warm-up and a linear decay to zero, stronger label smoothing, and 2-px translations (4 px
+# regularise more than 20 epochs can use). The batch shrinks to keep >= 16 steps an epoch on
+# small sets (digits: 64).
+SMALL_IMAGE_RECIPE = {**SCRATCH_RECIPE, "epochs": 20, "batch_size": 512, "lr": 0.4, "warmup_epochs": 4.0,
+                      "schedule": "linear", "label_smoothing": 0.2, "translate": 2}
+MIN_STEPS_PER_EPOCH = 16
 # Fine-tuning pretrained features on a few hundred photos: a short schedule, batches small enough
 # for several steps an epoch, the new head at lr and the pretrained layers at a tenth of it (they
 # already know their job). AdamW, because its steps do not grow with the features' scale: the
@@ -18,30 +36,40 @@ DEFAULT_MODEL = "squeezenet1_1"  # the model that converges from scratch on smal
 # head then overshoots to NaN (measured on the released model; bench/finetune.py).
 # lr None: FINE_TUNE_LR over the weights' input scale (`train.transfer.recipe_lr`), resolved when the
 # weights are opened and recorded as the number used.
-FINE_TUNE_RECIPE = {"epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": None, "warmup_epochs": 0.5,
-                    "pretrained_lr_factor": 0.1}
+FINE_TUNE_RECIPE = {**SCRATCH_RECIPE, "epochs": 6, "batch_size": 32, "optimizer": "adamw", "lr": None,
+                    "warmup_epochs": 0.5, "pretrained_lr_factor": 0.1}
 FINE_TUNE_LR = 5e-3  # AdamW's rate for the new head on inputs of torchvision's scale (bench/finetune.py)
+SCHEDULES = ("cosine", "linear", "constant")
+RECIPES = {"scratch": SCRATCH_RECIPE, "small-images": SMALL_IMAGE_RECIPE, "fine-tune": FINE_TUNE_RECIPE}
+
+
+def recipe_name(image_size: int, weights: str | None = None) -> str:
+    """Which recipe trains a run: fine-tune with weights, small-images at <= 64 px, scratch otherwise."""
+    if weights:
+        return "fine-tune"
+    return "small-images" if image_size <= SMALL_IMAGE_SIZE else "scratch"
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(JsonConfig):
-    """How to train. The defaults are the recipe that converges on digits from scratch (docs/training.md):
-    SGD with Nesterov momentum, linear warm-up then cosine decay, label smoothing 0.1,
-    weight decay 5e-4 on conv weights only (not on biases or batch-norm parameters).
+    """How to train. A value left None is the recipe's (RECIPES), chosen by `resolved` once the
+    data is open: small images, photos from scratch, or fine-tuning. Weight decay (5e-4) is on
+    conv weights only (not on biases or batch-norm parameters).
 
     lr is for `batch_size` x `accumulate` images a step; `accumulate` > 1 sums gradients over
     several batches (how the paper's batch 512 fits a small machine).
     """
 
-    epochs: int = 12
-    batch_size: int = 64
-    lr: float | None = 0.05  # None (fine-tuning): chosen from the weights' input scale
-    optimizer: str = "sgd"  # "sgd" (Nesterov) or "adamw"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None  # fine-tuning: chosen from the weights' input scale
+    optimizer: str | None = None  # "sgd" (Nesterov) or "adamw"
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    schedule: str = "cosine"  # "cosine" or "constant" (after warm-up)
-    label_smoothing: float = 0.1
+    warmup_epochs: float | None = None
+    schedule: str | None = None  # "cosine", "linear" (decay to 0) or "constant" (after warm-up)
+    label_smoothing: float | None = None
+    translate: int | None = None  # random shift in pixels for small images (None: the data's, a side / 8)
     accumulate: int = 1
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
@@ -49,20 +77,26 @@ class TrainConfig(JsonConfig):
     weights: str | None = None  # fine-tune from a torchvision state_dict or a squeezelab checkpoint
     stuck_steps: int = 300  # stop when the loss stays at ln(num_classes) this many steps (0: never)
     workers: int | None = None  # data-loading processes for folders of photos (None: one per core)
-    pretrained_lr_factor: float = 1.0  # lr x this for every layer but the classifier (the new head)
-    recipe: str = "scratch"  # "scratch" or "fine-tune": which defaults the unset values came from
+    pretrained_lr_factor: float | None = None  # lr x this for every layer but the classifier (the new head)
+    recipe: str = "auto"  # which RECIPES entry filled the unset values ("auto": not chosen yet)
 
     def __post_init__(self):
+        unset = lambda value: value is None  # noqa: E731 - the recipe decides later
         checks = [
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (self.optimizer in ("sgd", "adamw"), f"--optimizer must be sgd or adamw, got {self.optimizer!r}"),
-            (self.schedule in ("cosine", "constant"), f"--schedule must be cosine or constant, got {self.schedule!r}"),
+            (unset(self.epochs) or self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (unset(self.batch_size) or self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (unset(self.lr) or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (unset(self.optimizer) or self.optimizer in ("sgd", "adamw"),
+             f"--optimizer must be sgd or adamw, got {self.optimizer!r}"),
+            (unset(self.schedule) or self.schedule in SCHEDULES,
+             f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
             (self.accumulate >= 1, f"--accumulate must be >= 1, got {self.accumulate}"),
-            (0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
-            (0 < self.pretrained_lr_factor <= 1,
+            (unset(self.label_smoothing) or 0 <= self.label_smoothing < 1,
+             f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (unset(self.translate) or self.translate >= 0, f"--translate must be >= 0, got {self.translate}"),
+            (unset(self.pretrained_lr_factor) or 0 < self.pretrained_lr_factor <= 1,
              f"--pretrained-lr-factor must be in (0, 1], got {self.pretrained_lr_factor}"),
+            (self.recipe == "auto" or self.recipe in RECIPES, f"unknown recipe {self.recipe!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -70,17 +104,35 @@ class TrainConfig(JsonConfig):
 
     @classmethod
     def for_run(cls, weights: str | None = None, **given) -> "TrainConfig":
-        """The recipe for a run: `FINE_TUNE_RECIPE` under the values given (not None) when starting
-        from `weights`, the scratch defaults otherwise.
+        """The config for a run from the values given (None: the recipe's, once the data is open).
 
-        >>> TrainConfig.for_run("m.pt", epochs=3).recipe, TrainConfig.for_run("m.pt", epochs=3).epochs
-        ('fine-tune', 3)
+        >>> TrainConfig.for_run("m.pt", epochs=3).resolved(224, 1000).recipe
+        'fine-tune'
         """
-        given = {k: v for k, v in given.items() if v is not None}
-        if not weights and given.get("lr", 1.0) is None:
-            given.pop("lr")
-        base = {**FINE_TUNE_RECIPE, "recipe": "fine-tune"} if weights else {}
-        return cls(**{**base, **given, "weights": weights})
+        return cls(**{k: v for k, v in given.items() if v is not None}, weights=weights)
+
+    def resolved(self, image_size: int, train_images: int) -> "TrainConfig":
+        """Every unset value from the recipe for this data (`recipe_name`); a config already
+        resolved (a resumed run's) comes back as it is. Left unset, the small-image recipe's
+        batch shrinks to a power of two that keeps MIN_STEPS_PER_EPOCH steps an epoch, and an
+        SGD recipe's lr scales with the batch.
+
+        >>> c = TrainConfig().resolved(16, 1438)  # digits
+        >>> c.recipe, c.batch_size, c.lr
+        ('small-images', 64, 0.05)
+        """
+        if self.recipe != "auto":
+            return self
+        name = recipe_name(image_size, self.weights)
+        recipe = RECIPES[name]
+        values = {k: v for k, v in recipe.items() if getattr(self, k) is None}
+        if "batch_size" in values and name == "small-images":
+            fitting = 2 ** max(4, int(math.log2(max(1, train_images // MIN_STEPS_PER_EPOCH))))
+            values["batch_size"] = min(recipe["batch_size"], fitting)
+        batch = values.get("batch_size", self.batch_size)
+        if "lr" in values and values["lr"] is not None and (self.optimizer or recipe["optimizer"]) == "sgd":
+            values["lr"] = round(recipe["lr"] * batch / recipe["batch_size"], 6)
+        return dataclasses.replace(self, **values, recipe=name)
 
     def resumed(self, epochs_done: int, epochs: int | None, **changes) -> "TrainConfig":
         """This recorded recipe for a run resumed after `epochs_done` epochs: `epochs`, when given,

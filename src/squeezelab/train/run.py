@@ -31,7 +31,7 @@ from squeezelab.preprocessing import Preprocessing
 from squeezelab.report.training import write_metrics_csv, write_run_reports
 from squeezelab.train import distributed
 from squeezelab.train.checkpoint import load_checkpoint, save_checkpoint
-from squeezelab.train.config import DEFAULT_MODEL, TrainConfig
+from squeezelab.train.config import DEFAULT_MODEL, SMALL_IMAGE_MODEL, SMALL_IMAGE_SIZE, TrainConfig
 from squeezelab.train.loop import LossGuard, train_one_epoch
 from squeezelab.train.schedule import lr_factor
 from squeezelab.train.transfer import (Pretrained, input_preprocessing, load_pretrained, open_pretrained,
@@ -39,15 +39,17 @@ from squeezelab.train.transfer import (Pretrained, input_preprocessing, load_pre
 from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 
-def default_model_config(data: Dataset, name: str = "squeezenet1_1", **options) -> ModelConfig:
-    """The model that converges from scratch on `data` (see docs/training.md): SqueezeNet 1.1 with
-    batch norm, no ReLU after the final conv, and the small stem (3x3 stride 1, no first pool) for
-    images of 64 px or less, where the standard stem would shrink a 32x32 digit to 7x7 at once."""
-    defaults = {"num_classes": data.num_classes, "batch_norm": True, "final_relu": False}
-    if name.startswith("squeezenet"):
-        defaults["stem"] = "small" if data.image_size <= 64 else "standard"
-    else:
-        defaults = {"num_classes": data.num_classes}
+def default_model_config(data: Dataset, name: str | None = None, **options) -> ModelConfig:
+    """The model that converges from scratch on `data` (see docs/training.md): for images of 64 px
+    or less `squeezenet_cifar` (its own defaults: batch norm, simple bypass); otherwise, and for
+    any other SqueezeNet named, batch norm, no ReLU after the final conv, and the small stem (3x3
+    stride 1, no first pool) for small images, where the standard stem would shrink a 32x32
+    image to 7x7 at once."""
+    small = data.image_size <= SMALL_IMAGE_SIZE
+    name = name or (SMALL_IMAGE_MODEL if small else DEFAULT_MODEL)
+    defaults = {"num_classes": data.num_classes}
+    if name.startswith("squeezenet") and name != SMALL_IMAGE_MODEL:
+        defaults.update(batch_norm=True, final_relu=False, stem="small" if small else "standard")
     return ModelConfig(name, {**defaults, **{k: v for k, v in options.items() if v is not None}})
 
 
@@ -57,7 +59,7 @@ def choose_model_config(data: Dataset, name: str | None = None, pretrained: Pret
     override it), otherwise `default_model_config`."""
     if pretrained is not None:
         return pretrained_model_config(pretrained, data.num_classes, name, **options)
-    return default_model_config(data, name or DEFAULT_MODEL, **options)
+    return default_model_config(data, name, **options)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -245,10 +247,6 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     state), its optimizer and schedule; write config.json. Pretrained weights decide the input
     (size, channel order, normalisation) unless the data config sets the size."""
     pretrained = open_pretrained(train_config.weights) if train_config.weights and state is None else None
-    if pretrained is not None and train_config.lr is None:
-        train_config = train_config.replace(lr=recipe_lr(pretrained))
-    if train_config.lr is None:
-        raise SqueezelabError("no learning rate: pass --lr (the fine-tuning recipe chooses one only with --weights)")
     if pretrained is not None and data_config.image_size is None:
         data_config = data_config.replace(image_size=pretrained.preprocessing.crop)
     data = open_dataset(data_config)
@@ -256,7 +254,15 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
         data.preprocessing = input_preprocessing(pretrained, data.preprocessing)
     elif state is not None and train_config.weights:  # the input convention the run started with
         data.preprocessing = Preprocessing.from_dict(state["preprocessing"])
-    train_config = train_config.fitted(math.ceil(len(data.train) / info.world_size))
+    train_images = math.ceil(len(data.train) / info.world_size)
+    train_config = train_config.resolved(data.image_size, train_images)
+    if pretrained is not None and train_config.lr is None:
+        train_config = train_config.replace(lr=recipe_lr(pretrained))
+    if train_config.lr is None:
+        raise SqueezelabError("no learning rate: pass --lr (the fine-tuning recipe chooses one only with --weights)")
+    train_config = train_config.fitted(train_images)
+    if train_config.translate is not None and data.augment is not None:
+        data.augment = dataclasses.replace(data.augment, pad=train_config.translate)
     model_config = _model_config_for(model_config, data, pretrained)
     torch.manual_seed(train_config.seed)
     model = model_config.build()
@@ -403,7 +409,8 @@ def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01,
     speed = speed or runtime.SpeedConfig()
     dev = torch.device(device) if device else next(model.parameters()).device
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
-                         label_smoothing=label_smoothing, warmup_epochs=min(1.0, epochs / 4), stuck_steps=0, seed=seed)
+                         label_smoothing=label_smoothing, warmup_epochs=min(1.0, epochs / 4), stuck_steps=0, seed=seed,
+                         schedule="cosine", pretrained_lr_factor=1.0, recipe="scratch")
     e = make_epochs(runtime.prepare_model(model, dev, speed), data, config, dev, speed)
     history = []
     for epoch in range(1, epochs + 1):
