@@ -12,8 +12,9 @@ has its own process (some switches are process-wide: threads, the allocator), on
     python bench/time_to_accuracy.py --data cifar10-jpg:500:200 --target 0.5 --seeds 1
 
 `cifar10-jpg:TRAIN:TEST` is the real CIFAR-10 from ../shared/data/cifar10-jpg.tar.gz (extracted
-once by bench/cifar10.py into ~/.cache/squeezelab) cut to TRAIN and TEST images a class: the full
-set takes hours a run on 2 CPU cores.
+once by bench/cifar10.py into ~/.cache/squeezelab) cut to TRAIN and TEST images a class. Its folder
+has train/ + test/, so the validation accuracy that decides "reached" is on a seeded 20% held out
+of train/: the test images play no part (bench/cifar10.py scores a final model on them).
 
 Training seeds differ between runs (`--seeds`, default 3) because the two sides' trajectories
 differ anyway (dropout draws, summation order), so one seed's epoch-to-target is luck. The last

@@ -48,8 +48,9 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("train", ["(default: 64; 32 with --weights)", "(default: 0.05;", "default: sgd; adamw with --weights",
-               "(default: runs/latest)"]),
+    ("train", ["(default: 512 for images of 64 px or less, 64 for larger; 32 with --weights;",
+               "(default: 0.4 for images of 64 px or less, 0.05 for larger, scaled with the batch",
+               "default: sgd; adamw with --weights", "(default: runs/latest)", "default: squeezenet_cifar for images"]),
     ("serve", ["(default: 8000)", "(default: 127.0.0.1)", "(default: 64)", "(default: 1)"]),
     ("compress", ["(default: 3)", "default 0.92"]),
 ])
@@ -65,7 +66,7 @@ def test_parser_defaults_are_the_configs_defaults():
     from squeezelab.compress.config import CompressConfig
     from squeezelab.data.config import DataConfig
     from squeezelab.serve.config import ServeLimits
-    from squeezelab.train.config import TrainConfig
+    from squeezelab.train.config import SMALL_IMAGE_RECIPE, TrainConfig
 
     parser = build_parser()
     train = parser.parse_args(["train"])
@@ -73,8 +74,10 @@ def test_parser_defaults_are_the_configs_defaults():
         TrainConfig().stuck_steps, DataConfig().val_fraction, DataConfig().spec)
     # the recipe's own values (scratch or fine-tune) fill what the flags leave unset
     assert (train.batch_size, train.lr, train.optimizer) == (None, None, None)
-    recipe = TrainConfig.for_run(train.weights, batch_size=train.batch_size, lr=train.lr, optimizer=train.optimizer)
-    assert (recipe.batch_size, recipe.lr, recipe.optimizer) == (TrainConfig().batch_size, TrainConfig().lr, "sgd")
+    recipe = TrainConfig.for_run(train.weights, batch_size=train.batch_size, lr=train.lr,
+                                 optimizer=train.optimizer).resolved(32, 50_000)
+    assert (recipe.batch_size, recipe.lr, recipe.optimizer) == (
+        SMALL_IMAGE_RECIPE["batch_size"], SMALL_IMAGE_RECIPE["lr"], SMALL_IMAGE_RECIPE["optimizer"])
     compress = parser.parse_args(["compress", "m.pt", "-o", "m.sqz"])
     assert (compress.sparsity_3x3, compress.bits, compress.prune_steps) == (
         CompressConfig().sparsity_3x3, CompressConfig().bits, CompressConfig().prune_steps)

@@ -49,7 +49,8 @@ def test_train_writes_run_outputs_and_checkpoint_rebuilds(tmp_path):
     model = squeezelab.load_model(tmp_path / "best.pt")
     assert model.record.classes == ("class0", "class1", "class2") and model.record.preprocessing.crop == 12
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["data"]["split"]["val"] and config["model"]["options"]["final_relu"] is False
+    assert config["data"]["split"]["val"] and config["model"]["name"] == "squeezenet_cifar"
+    assert isinstance(model.classifier[2], torch.nn.Identity)  # no ReLU after the final conv
 
 
 def test_unwritable_out_fails_before_training(tmp_path):
@@ -108,3 +109,23 @@ def test_weights_for_fine_tuning_keep_features_and_a_fresh_head(tmp_path):
         load_pretrained(create_model("squeezenet1_1", num_classes=4), open_pretrained(junk))
     with pytest.raises(SqueezelabError, match="fills only 0% of this model"):
         load_pretrained(create_model("tv/mobilenet_v2", num_classes=4), open_pretrained(plain))
+
+
+def test_small_images_get_the_small_image_recipe_and_model_by_default(tmp_path):
+    from squeezelab.cli import main
+
+    assert main(["train", "--data", "synthetic:n=64,classes=2", "--epochs", "1", "--out", str(tmp_path), "--json"]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["name"] == "squeezenet_cifar"
+    train_config = config["train"]
+    assert (train_config["recipe"], train_config["schedule"], train_config["translate"]) == ("small-images", "linear", 2)
+    assert (train_config["batch_size"], train_config["lr"]) == (16, 0.0125)  # 48 training images: batch 16, lr scaled
+
+
+def test_the_32px_recipe_lowers_the_loss_within_a_few_epochs(tmp_path):
+    data = DataConfig("synthetic:n=640,classes=4,size=32")
+    result = train(data_config=data, train_config=TrainConfig(epochs=4, stuck_steps=0), out=tmp_path)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open(newline="")))
+    losses = [float(row["train_loss"]) for row in rows]
+    assert result["model"]["name"] == "squeezenet_cifar" and len(losses) == 4
+    assert losses[-1] < 0.8 * losses[0], losses

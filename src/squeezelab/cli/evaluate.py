@@ -21,6 +21,8 @@ def add_parser(subparsers) -> None:
                         "sub-folder when it has one)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--skip-bad-images", action="store_true")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average each image's logits with its mirror image's (2x the time)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_eval)
 
@@ -40,14 +42,16 @@ def run_eval(args) -> int:
 
     if args.batch_size < 1:
         raise SqueezelabError(f"--batch-size must be >= 1, got {args.batch_size}")
-    result = evaluate_file(args.checkpoint, args.data, batch_size=args.batch_size, skip_bad_images=args.skip_bad_images)
+    result = evaluate_file(args.checkpoint, args.data, batch_size=args.batch_size, skip_bad_images=args.skip_bad_images,
+                           flip=args.tta)
     if args.json:
         print_json(result)
         return 0
     line = f"top-1 {result['top1']:.4f}"
     if result["top5"] is not None:
         line += f"  top-5 {result['top5']:.4f}"
-    print(f"{line}  loss {result['loss']:.4f}  on {result['count']} images ({result['images']})")
+    tta = ", each with its mirror image" if result["tta"] else ""
+    print(f"{line}  loss {result['loss']:.4f}  on {result['count']} images ({result['images']}{tta})")
     print(f"{'class':<20}{'accuracy':>10}{'precision':>11}{'recall':>8}{'support':>9}")
     for c in result["per_class"]:
         print(f"{c['class'][:19]:<20}{c['accuracy']:>10.4f}{c['precision']:>11.4f}{c['recall']:>8.4f}{c['support']:>9}")
