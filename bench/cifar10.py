@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="default: the small-image recipe's")
     parser.add_argument("--model", default=None, help="registry name (default: the small-image recipe's)")
+    parser.add_argument("--table", default=None, help="a SqueezeNet layer table as JSON rows, e.g. "
+                        "'[[\"conv\",32,3,1,1],[\"fire\",16,32,32],[\"pool\"],...]' (models/squeezenet.py)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
@@ -135,7 +137,8 @@ def main() -> None:
     config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0).resolved(
         data.image_size, len(data.train))
     data.augment = dataclasses.replace(data.augment, pad=config.translate)
-    model_config = default_model_config(data, args.model)
+    table = [tuple(row) for row in json.loads(args.table)] if args.table else None
+    model_config = default_model_config(data, args.model, table=table)
     speed = runtime.SpeedConfig()
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
@@ -147,7 +150,7 @@ def main() -> None:
     figures = {
         "test_acc": round(test.top1, 4), "test_acc_tta": round(test_tta.top1, 4),
         "minutes": round((time.perf_counter() - START) / 60, 2), "epochs": config.epochs,
-        "model": model_config.name, "params": summary.total_params, "macs": summary.total_macs,
+        "model": model_config.name, "table": args.table and json.loads(args.table), "params": summary.total_params, "macs": summary.total_macs,
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
         "test_images": len(data.val), "threads": torch.get_num_threads(), "quick": args.quick,

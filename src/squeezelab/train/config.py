@@ -21,11 +21,11 @@ SMALL_IMAGE_SIZE = 64
 # Photos from scratch: SGD with Nesterov momentum, warm-up then cosine, label smoothing 0.1.
 SCRATCH_RECIPE = {"epochs": 12, "batch_size": 64, "optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1.0,
                   "schedule": "cosine", "label_smoothing": 0.1, "pretrained_lr_factor": 1.0}
-# Small images (CIFAR-10, digits) from scratch, tuned for accuracy per CPU minute on the full
-# CIFAR-10 (docs/training.md, bench/cifar10.py): large batches at a high rate, a long linear
-# warm-up and a linear decay to zero, stronger label smoothing, and 2-px translations (4 px
-# regularise more than 20 epochs can use). The batch shrinks to keep >= 16 steps an epoch on
-# small sets (digits: 64).
+# Small images (CIFAR-10, digits) from scratch, chosen for accuracy per CPU minute on the full
+# CIFAR-10 (measured by bench/cifar10.py; docs/benchmarks.md): large batches at a high rate, a
+# long linear warm-up and a linear decay to zero, label smoothing 0.2 and 2-px translations, as
+# the fastest CIFAR-10 trainers use for short budgets. The batch shrinks to keep >= 16 steps an
+# epoch on small sets (digits: 64).
 SMALL_IMAGE_RECIPE = {**SCRATCH_RECIPE, "epochs": 20, "batch_size": 512, "lr": 0.4, "warmup_epochs": 4.0,
                       "schedule": "linear", "label_smoothing": 0.2, "translate": 2}
 MIN_STEPS_PER_EPOCH = 16
