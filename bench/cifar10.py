@@ -86,8 +86,7 @@ def train_final_model(data, config, model_config, speed, log):
     import torch
 
     from squeezelab import runtime
-    from squeezelab.train.loop import train_one_epoch
-    from squeezelab.train.run import make_epochs, resolve_device
+    from squeezelab.train.run import make_epochs, resolve_device, train_epoch
 
     device = resolve_device(config.device)
     runtime.configure_process(speed)
@@ -96,10 +95,7 @@ def train_final_model(data, config, model_config, speed, log):
     e = make_epochs(model, data, config, device, speed)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        torch.manual_seed(config.seed * 1000 + epoch)
-        batches = data.batches("train", config.batch_size, epoch=epoch, seed=config.seed)
-        sums = train_one_epoch(e.net, batches, e.optimizer, e.scheduler, device=device, speed=speed,
-                               label_smoothing=config.label_smoothing, guard=e.guard, epoch=epoch)
+        sums = train_epoch(e, epoch)
         log(f"epoch {epoch:>2}/{config.epochs}  train loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}  "
             f"{time.perf_counter() - started:.0f}s  ({(time.perf_counter() - START) / 60:.1f} min)")
     return model
@@ -124,7 +120,7 @@ def main() -> None:
     from squeezelab.analysis.summary import summarize
     from squeezelab.evaluate import evaluate
     from squeezelab.train.config import TrainConfig
-    from squeezelab.train.run import default_model_config
+    from squeezelab.train.run import default_model_config, use_translation
 
     log = (lambda line: print(line, flush=True))
     cache = Path(args.cache)
@@ -136,9 +132,9 @@ def main() -> None:
     log(f"data ready: {len(data.train)} train / {len(data.val)} test images ({(time.perf_counter() - START):.0f} s)")
     config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0).resolved(
         data.image_size, len(data.train))
-    data.augment = dataclasses.replace(data.augment, pad=config.translate)
-    table = [tuple(row) for row in json.loads(args.table)] if args.table else None
-    model_config = default_model_config(data, args.model, table=table)
+    use_translation(data, config)
+    rows = json.loads(args.table) if args.table else None
+    model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows])
     speed = runtime.SpeedConfig()
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
@@ -150,7 +146,7 @@ def main() -> None:
     figures = {
         "test_acc": round(test.top1, 4), "test_acc_tta": round(test_tta.top1, 4),
         "minutes": round((time.perf_counter() - START) / 60, 2), "epochs": config.epochs,
-        "model": model_config.name, "table": args.table and json.loads(args.table), "params": summary.total_params, "macs": summary.total_macs,
+        "model": model_config.name, "table": rows, "params": summary.total_params, "macs": summary.total_macs,
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
         "test_images": len(data.val), "threads": torch.get_num_threads(), "quick": args.quick,

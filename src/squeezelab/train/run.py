@@ -41,7 +41,7 @@ from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 def default_model_config(data: Dataset, name: str | None = None, **options) -> ModelConfig:
     """The model that converges from scratch on `data` (see docs/training.md): for images of 64 px
-    or less `squeezenet_cifar` (its own defaults: batch norm, simple bypass); otherwise, and for
+    or less `squeezenet_cifar` (its own defaults: batch norm, no final ReLU); otherwise, and for
     any other SqueezeNet named, batch norm, no ReLU after the final conv, and the small stem (3x3
     stride 1, no first pool) for small images, where the standard stem would shrink a 32x32
     image to 7x7 at once."""
@@ -142,10 +142,9 @@ def make_epochs(model: nn.Module, data: Dataset, config: TrainConfig, device: to
     return Epochs(model, net, data, config, optimizer, scheduler, guard, device, speed, info)
 
 
-def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
-    """Train one epoch, then validate; returns the metrics row (METRIC_FIELDS) and the validation
-    result, both summed over ranks. Seeded from (seed, epoch), so a resumed run repeats it exactly."""
-    start = time.perf_counter()
+def train_epoch(e: Epochs, epoch: int, progress=None) -> torch.Tensor:
+    """Train one epoch, without validating; returns [loss sum, correct, count] summed over ranks.
+    Seeded from (seed, epoch), so a resumed run repeats it exactly."""
     c, info = e.config, e.info
     torch.manual_seed(c.seed * 1000 + epoch)  # dropout: the same after a resume
     batches = e.data.batches("train", c.batch_size, epoch=epoch, seed=c.seed, rank=info.rank,
@@ -155,7 +154,15 @@ def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
                            progress=progress)
     if progress is not None:
         progress.close()
-    sums = distributed.all_reduce_sum(sums, info)
+    return distributed.all_reduce_sum(sums, info)
+
+
+def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
+    """Train one epoch (`train_epoch`), then validate; returns the metrics row (METRIC_FIELDS) and
+    the validation result, both summed over ranks."""
+    start = time.perf_counter()
+    info = e.info
+    sums = train_epoch(e, epoch, progress)
     val_batches = e.data.batches("val", 256, train=False, rank=info.rank, world_size=info.world_size)
     val_sums = confusion_sums(e.model, val_batches, e.data.num_classes, device=e.device, speed=e.speed)
     val = result_from_sums(distributed.all_reduce_sum(val_sums, info), e.data.classes)
@@ -163,6 +170,12 @@ def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
            "val_loss": val.loss, "val_acc": val.top1, "lr": e.optimizer.param_groups[0]["lr"],
            "seconds": time.perf_counter() - start}
     return row, val
+
+
+def use_translation(data: Dataset, config: TrainConfig) -> None:
+    """The recipe's random shift (`translate`) in place of the data set's own, where it augments."""
+    if config.translate is not None and data.augment is not None:
+        data.augment = dataclasses.replace(data.augment, pad=config.translate)
 
 
 @dataclasses.dataclass
@@ -261,8 +274,7 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     if train_config.lr is None:
         raise SqueezelabError("no learning rate: pass --lr (the fine-tuning recipe chooses one only with --weights)")
     train_config = train_config.fitted(train_images)
-    if train_config.translate is not None and data.augment is not None:
-        data.augment = dataclasses.replace(data.augment, pad=train_config.translate)
+    use_translation(data, train_config)
     model_config = _model_config_for(model_config, data, pretrained)
     torch.manual_seed(train_config.seed)
     model = model_config.build()
