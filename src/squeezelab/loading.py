@@ -80,7 +80,11 @@ class Predictor(RecordFace):
 
     def top_k(self, images: Sequence, k: int = 5) -> list[list[dict]]:
         """For each PIL image, the k most likely classes as {index, label, probability}."""
-        probs = self.probabilities(self.batch_from_images(images))
+        return self.top_k_of_batch(self.batch_from_images(images), k)
+
+    def top_k_of_batch(self, batch: torch.Tensor | np.ndarray, k: int = 5) -> list[list[dict]]:
+        """`top_k` for a batch already preprocessed (N, 3, H, W)."""
+        probs = self.probabilities(batch)
         k = max(1, min(k, probs.shape[1]))
         classes = self.classes
         return [[{"index": int(i), "label": classes[i] if i < len(classes) else str(i), "probability": float(row[i])}

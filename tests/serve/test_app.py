@@ -228,3 +228,32 @@ def test_a_compressed_sqz_file_serves_and_exports(tmp_path):
 
     report = export_onnx(squeezelab.load_model(tmp_path / "m.sqz"), tmp_path / "m.onnx")
     assert report.max_abs_diff < 1e-4
+
+
+def test_concurrent_requests_share_model_calls_and_each_gets_its_own_answer():
+    from squeezelab.models import ModelRecord
+    from squeezelab.preprocessing import Preprocessing
+
+    calls = []
+
+    def run(batch):  # class = the image's brightest channel, so a mixed-up batch row shows
+        time.sleep(0.05)
+        calls.append(len(batch))
+        return batch.mean(dim=(2, 3)).numpy() * 10
+
+    predictor = Predictor(ModelRecord("rgb", {}, ("red", "green", "blue"), Preprocessing(resize=32, crop=32)), "pytorch", run)
+    app = create_app(predictor, ServeLimits(workers=1, max_queue=64, max_batch=8))
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+    wanted = [list(colours)[i % 3] for i in range(24)]
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(
+                client.post("/predict", files={"file": ("a.png", png_bytes(Image.new("RGB", (40, 30), colours[name])),
+                                                        "image/png")})
+                for name in wanted))
+
+    responses = asyncio.run(burst())
+    assert [r.json()["top_k"][0]["label"] for r in responses] == wanted
+    assert sum(calls) == 24 and len(calls) < 24 and max(calls) <= 8

@@ -17,7 +17,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind; 127.0.0.1 is this machine only")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for inference (default: one per core)")
-    p.add_argument("--workers", type=int, default=_DEFAULTS.workers, help="concurrent inferences")
+    p.add_argument("--workers", type=int, default=_DEFAULTS.workers,
+                   help="inference threads, each running one batch at a time")
+    p.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch,
+                   help="requests waiting together go through the model in one call, up to this many")
     p.add_argument("--max-queue", type=int, default=_DEFAULTS.max_queue, help="waiting requests before 503")
     p.add_argument("--max-upload-mb", type=float, default=_DEFAULTS.max_upload_bytes / 2**20, help="largest upload")
     p.add_argument("--max-megapixels", type=float, default=_DEFAULTS.max_pixels / 1e6,
@@ -53,9 +56,12 @@ def run(args) -> int:
     from squeezelab.serve.app import create_app
     from squeezelab.serve.predictor import open_predictor
 
+    for flag, value in (("--workers", args.workers), ("--max-batch", args.max_batch)):
+        if value < 1:
+            raise SqueezelabError(f"{flag} must be at least 1, got {value}")
     limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
-                         workers=args.workers, max_queue=args.max_queue, timeout_s=args.timeout,
-                         read_timeout_s=args.read_timeout)
+                         workers=args.workers, max_batch=args.max_batch, max_queue=args.max_queue,
+                         timeout_s=args.timeout, read_timeout_s=args.read_timeout)
     sock = bind(args.host, args.port)
     try:
         predictor = open_predictor(args.model, threads=args.threads)

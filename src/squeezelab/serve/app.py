@@ -11,16 +11,22 @@ after `timeout_s`), and any unexpected error answers a generic 500 without paths
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
+
+import numpy as np
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from squeezelab.runtime import available_cores
 from squeezelab.serve.images import ServeLimits, UploadError, check_content_type, decode_image
 from squeezelab.serve.predictor import Predictor
 
@@ -87,37 +93,89 @@ async def _send_error(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+@dataclasses.dataclass
+class _Job:
+    batch: np.ndarray  # one preprocessed image, (1, 3, H, W)
+    k: int
+    result: Future = dataclasses.field(default_factory=Future)
+
+
 class _Inference:
-    """Runs predictions on worker threads with a bounded queue: a request over the bound is
-    refused at once (503) rather than queued without limit, and a slot is held until its work
-    really ends, so a timed-out request that is still computing keeps counting against the bound."""
+    """Decodes uploads on a thread pool, off the event loop, and runs the model on batches: while
+    one batch computes, the requests that arrive wait in a queue and go together into the next
+    call, up to `max_batch`. A small model costs little per image, so per-call overheads shared
+    across a batch are what let the service keep up with many clients.
+
+    Bounded: a request beyond `workers + max_queue` in flight is refused at once (503) rather than
+    queued without limit, and its slot is held until its work really ends, so a timed-out request
+    that is still computing keeps counting against the bound."""
 
     def __init__(self, predictor: Predictor, limits: ServeLimits):
         self.predictor, self.limits = predictor, limits
-        self.executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="squeezelab-infer")
-        self.state = {"pending": 0, "served": 0, "rejected": 0, "started": time.time()}
+        self.decoders = ThreadPoolExecutor(max_workers=limits.decode_threads or available_cores(),
+                                           thread_name_prefix="squeezelab-decode")
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.state = {"pending": 0, "served": 0, "rejected": 0, "batches": 0, "started": time.time()}
+        for i in range(limits.workers):
+            threading.Thread(target=self._run_batches, name=f"squeezelab-infer-{i}", daemon=True).start()
 
-    def _infer(self, data: bytes, k: int) -> list[dict]:
+    def _decode(self, data: bytes) -> np.ndarray:
         image = decode_image(data, self.limits, target_size=self.predictor.preprocessing.resize)
-        return self.predictor.top_k([image], k)[0]
+        return self.predictor.batch_from_images([image])
+
+    def _next_batch(self) -> list[_Job]:
+        """The oldest waiting job and whatever else is waiting, up to max_batch, minus the cancelled."""
+        jobs = [self.jobs.get()]
+        while len(jobs) < self.limits.max_batch:
+            try:
+                jobs.append(self.jobs.get_nowait())
+            except queue.Empty:
+                break
+        return [job for job in jobs if job.result.set_running_or_notify_cancel()]
+
+    def _run_batches(self) -> None:
+        while True:
+            jobs = self._next_batch()
+            if not jobs:
+                continue
+            try:
+                rows = self.predictor.top_k_of_batch(np.concatenate([job.batch for job in jobs]),
+                                                     max(job.k for job in jobs))
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+                for job in jobs:
+                    job.result.set_exception(exc)
+                continue
+            self.state["batches"] += 1
+            for job, row in zip(jobs, rows):
+                job.result.set_result(row[: job.k])
 
     async def top_k(self, data: bytes, k: int) -> list[dict]:
         state, limits = self.state, self.limits
         if state["pending"] >= limits.workers + limits.max_queue:
             raise UploadError(503, "the server is busy; retry in a moment")
-        loop = asyncio.get_running_loop()
         state["pending"] += 1
+        handed_over = []  # the job, once queued: it releases the slot when its batch is done
 
-        def release():
+        def release(_=None):
             state["pending"] -= 1
 
-        work = self.executor.submit(self._infer, data, k)
-        work.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
+        async def decode_and_predict() -> list[dict]:
+            loop = asyncio.get_running_loop()
+            job = _Job(await loop.run_in_executor(self.decoders, self._decode, data), k)
+            job.result.add_done_callback(lambda _: loop.call_soon_threadsafe(release))
+            handed_over.append(job)
+            self.jobs.put(job)
+            return await asyncio.wrap_future(job.result)
+
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(work)), timeout=limits.timeout_s)
+            return await asyncio.wait_for(decode_and_predict(), timeout=limits.timeout_s)
         except asyncio.TimeoutError:
-            work.cancel()  # drops it if it is still waiting in the queue
+            for job in handed_over:
+                job.result.cancel()  # dropped if no batch has taken it yet
             raise UploadError(503, f"the request took over {limits.timeout_s:.0f} s; retry later") from None
+        finally:
+            if not handed_over:
+                release()
 
 
 async def _read_image_bytes(request: Request) -> bytes:
@@ -184,9 +242,10 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
 
     @app.get("/health")
     async def health() -> dict:
-        """Liveness and load: requests in flight, served and rejected since start."""
+        """Liveness and load: requests in flight, served and rejected since start, model calls (batches)."""
         return {"status": "ok", "model": predictor.name, "in_flight": state["pending"], "served": state["served"],
-                "rejected": state["rejected"], "uptime_s": round(time.time() - state["started"], 1)}
+                "rejected": state["rejected"], "batches": state["batches"],
+                "uptime_s": round(time.time() - state["started"], 1)}
 
     @app.get("/model")
     async def model_info() -> dict:

@@ -17,6 +17,8 @@ class ServeLimits(JsonConfig):
     max_upload_bytes: int = 20 * 2**20
     max_pixels: int = 25_000_000
     workers: int = 1  # inference threads; each model call already uses every core
+    max_batch: int = 32  # requests waiting together go through the model in one call, up to this many
+    decode_threads: int | None = None  # threads decoding uploads (None: one per core)
     max_queue: int = 64  # requests waiting beyond the workers; more get 503 at once
     timeout_s: float = 30.0  # per request, waiting plus inference; then 503
     read_timeout_s: float = 30.0  # longest pause while a client sends its body; then 408
