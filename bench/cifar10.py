@@ -11,6 +11,7 @@ that: no epoch is chosen, no run stopped early on them.
 
     python bench/cifar10.py --json --seed 0     # the full run: last line is one JSON object
     python bench/cifar10.py --quick             # a smoke run: 1 epoch on 2,000 + 500 images
+    python bench/cifar10.py --json --seed 1 --save cifar10.pt   # and keep the final model
 
 Keys of the JSON line: test_acc, test_acc_tta, minutes (wall, from the command's start to the last
 figure, data preparation included), epochs, model, params, macs, seed, load (the 1/5/15-minute
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    parser.add_argument("--save", metavar="PATH", default=None,
+                        help="also write the final model as a squeezelab checkpoint (.pt) for export, eval, serve")
     args = parser.parse_args()
 
     import torch
@@ -140,6 +143,12 @@ def main() -> None:
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
         f"{config.label_smoothing}, translate {config.translate} px + flips, seed {config.seed}")
     model = train_final_model(data, config, model_config, speed, log)
+    if args.save:
+        from squeezelab.train.checkpoint import save_checkpoint
+
+        save_checkpoint(args.save, {"model": model_config.to_dict(), "classes": list(data.classes),
+                                    "preprocessing": data.preprocessing.to_dict(), "train": config.to_dict(),
+                                    "state_dict": model.state_dict()})
     test = evaluate(model, data, split="val", speed=speed)
     test_tta = evaluate(model, data, split="val", speed=speed, flip=True)
     summary = summarize(model_config.build().eval(), input_size=data.image_size)
