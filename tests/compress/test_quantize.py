@@ -20,6 +20,15 @@ def test_kmeans_assigns_to_nearest_centroid():
     assert (index == nearest).float().mean() > 0.999  # ties at float rounding only
 
 
+def test_kmeans_keeps_already_shared_values_exactly():
+    # a released 8-bit model re-encoded at 8 bits must come back bit for bit: linear
+    # initialisation over 256 uneven values used to merge rare ones
+    codebook = torch.randn(256).sinh() * 0.1
+    values = codebook[torch.randint(0, 256, (20000,), generator=torch.Generator().manual_seed(0))]
+    centroids, index = kmeans_1d(values, 256)
+    assert torch.equal(centroids[index], values)
+
+
 @pytest.mark.parametrize("bits", [4, 6, 8])
 def test_quantized_layers_use_at_most_2_to_the_bits_values_and_keep_the_mask(bits):
     model = prune(create_model("squeezenet1_1", num_classes=10), PruneConfig(sparsity=0.6))

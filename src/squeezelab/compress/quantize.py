@@ -41,10 +41,15 @@ def kmeans_1d(values: torch.Tensor, k: int, iterations: int = 30) -> tuple[torch
     >>> c, i = kmeans_1d(torch.tensor([0.0, 0.1, 1.0, 1.1]), 2)
     >>> [round(v, 2) for v in c.tolist()], i.tolist()
     ([0.05, 1.05], [0, 0, 1, 1])
+    >>> kmeans_1d(torch.tensor([0.5, -1.0, 0.5]), 4)  # no more values than centroids: exact
+    (tensor([-1.0000,  0.5000]), tensor([1, 0, 1]))
     """
     values = values.detach().flatten()
     if values.numel() == 0:
         return torch.zeros(1, dtype=torch.float32), torch.zeros(0, dtype=torch.long)
+    distinct, inverse = torch.unique(values.float(), return_inverse=True)
+    if len(distinct) <= k:  # already shared (a released .net, a .sqz): keep its values exactly
+        return distinct.cpu(), inverse.cpu()
     # numpy: its searchsorted of a few hundred midpoints is microseconds (torch's copies the input)
     ordered = np.sort(values.double().cpu().numpy())
     prefix = np.concatenate([[0.0], np.cumsum(ordered)])
