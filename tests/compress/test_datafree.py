@@ -25,6 +25,31 @@ def test_allocation_spends_error_where_it_is_cheapest_and_fits_the_budget():
     assert allocate(options, 10_000) == {"robust": options["robust"][0], "fragile": options["fragile"][0]}
 
 
+def test_network_sensitivity_is_zero_for_a_lossless_setting_and_grows_as_bits_go():
+    from torch.nn.utils import parametrize
+
+    from squeezelab import create_model
+    from squeezelab.compress.config import QuantConfig
+    from squeezelab.compress.datafree import logits, network_options
+    from squeezelab.compress.quantize import quantize_
+    from squeezelab.preprocessing import TORCHVISION_IMAGENET
+
+    torch.manual_seed(0)
+    model = quantize_(create_model("squeezenet1_1", num_classes=10, final_relu=False), QuantConfig(bits=6))
+    for module in model.modules():  # plain weights that hold at most 64 values each, as a converted file does
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    prep = dataclasses.replace(TORCHVISION_IMAGENET, resize=36, crop=32)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    teacher = logits(model, images, prep)
+    options = network_options(model, images, teacher, prep, densities=(1.0,), bits=(8, 6, 2))
+    for found in options.values():
+        eight, six, two = found
+        assert eight.error < 1e-9 and six.error < 1e-9  # no more values than centroids: exact
+        assert two.error > 0 and two.bytes < six.bytes
+    assert torch.equal(logits(model, images, prep), teacher)  # every layer put back
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A small generated SqueezeNet at 32 px and 60 generated photos-like images (smooth colour fields)."""

@@ -52,6 +52,11 @@ def add_parser(subparsers) -> None:
                    help="with --calib-data, other images of the folder to measure agreement on")
     p.add_argument("--distill-epochs", type=int, default=2,
                    help="with --calib-data, passes of codebook refinement over the calibration images")
+    p.add_argument("--sensitivity", choices=["network", "layer"], default="network",
+                   help="with --calib-data, what a layer setting costs: the whole model's output change (network, "
+                        "one forward pass per layer and setting) or the layer's own (layer, faster)")
+    p.add_argument("--sensitivity-images", type=int, default=16,
+                   help="with --calib-data, calibration images the sensitivity is measured on")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -101,7 +106,8 @@ def _run_calibrated(args) -> int:
     if args.data is not None:
         raise SqueezelabError("--calib-data and --data: pick one (--calib-data compresses without labels)")
     config = CalibConfig(target_bytes=args.target_bytes, calibration_images=args.calib_images,
-                         held_out_images=args.held_out_images, distill_epochs=args.distill_epochs, raw_dtype=args.raw_dtype)
+                         held_out_images=args.held_out_images, distill_epochs=args.distill_epochs, raw_dtype=args.raw_dtype,
+                         sensitivity=args.sensitivity, sensitivity_images=args.sensitivity_images)
     log = print if not args.json and sys.stdout.isatty() else say
     report = compress_with_calibration(args.checkpoint, args.output, args.calib_data, config, report_dir=args.report_dir, log=log)
     if args.json:

@@ -150,6 +150,33 @@ def layer_options(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str
     return options
 
 
+def network_options(model: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, preprocessing,
+                    densities: tuple[float, ...] = DENSITY_FACTORS, bits: tuple[int, ...] = BIT_CHOICES
+                    ) -> dict[str, list[Option]]:
+    """Every candidate setting of every layer, with the change of the *whole network's* output it
+    causes alone: the mean KL divergence from the uncompressed model's softmax on `images` with
+    only that layer pruned and shared. A layer's own output change misses how later layers
+    amplify or damp it; this costs one forward pass of the images per layer and setting."""
+    targets = teacher_logits.log_softmax(1)
+    batch = preprocessing.normalize(images)
+    options = {}
+    model.eval()
+    with torch.no_grad():
+        for name, module in selected_layers(model).items():
+            original = module.weight.detach().clone()
+            found = []
+            for factor in densities:
+                for b in bits:
+                    weight, mask, index, size = shared_weight(original, factor, b)
+                    module.weight.copy_(weight)
+                    out = model(batch).log_softmax(1)
+                    error = float(nn.functional.kl_div(out, targets, log_target=True, reduction="batchmean"))
+                    found.append(Option(factor, b, max(0.0, error), stream_bytes(mask, index, size)))
+            module.weight.copy_(original)
+            options[name] = found
+    return options
+
+
 def allocate(options: dict[str, list[Option]], budget: int) -> dict[str, Option]:
     """Per layer, the option to use: from the largest, the cheapest steps in added error per byte
     saved, until the layers fit `budget` bytes (or nothing smaller is left)."""

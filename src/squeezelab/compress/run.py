@@ -98,12 +98,16 @@ class CalibConfig(JsonConfig):
     calibration_images: int = 128
     held_out_images: int = 1000
     sensitivity_images: int = 16
+    sensitivity: str = "network"  # "network": KL of the model's output per layer setting; "layer": the layer's own output
     distill_epochs: int = 2
     raw_dtype: str = "float16"
     seed: int = 0
 
     def __post_init__(self):
+        if self.sensitivity not in ("network", "layer"):
+            raise SqueezelabError(f"--sensitivity must be network or layer, got {self.sensitivity!r}")
         for label, value, low in (("--calib-images", self.calibration_images, 1), ("--held-out-images", self.held_out_images, 1),
+                                  ("--sensitivity-images", self.sensitivity_images, 1),
                                   ("--distill-epochs", self.distill_epochs, 0), ("--target-bytes", self.target_bytes or 1, 1)):
             if value < low:
                 raise SqueezelabError(f"{label} must be >= {low}, got {value}")
@@ -136,9 +140,13 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
     log(f"{len(calib_paths)} calibration and {len(held_paths)} held-out images from {calib_data}")
     calib, held = datafree.load_images(calib_paths, prep), datafree.load_images(held_paths, prep)
     calib_logits, held_logits = datafree.logits(teacher, calib, prep), datafree.logits(teacher, held, prep)
-    inputs = datafree.layer_inputs(teacher, prep.normalize(calib[: config.sensitivity_images]))
-    options = datafree.layer_options(teacher, inputs)
-    del inputs
+    if config.sensitivity == "network":
+        n = min(config.sensitivity_images, len(calib))
+        options = datafree.network_options(teacher, calib[:n], calib_logits[:n], prep)
+    else:
+        inputs = datafree.layer_inputs(teacher, prep.normalize(calib[: config.sensitivity_images]))
+        options = datafree.layer_options(teacher, inputs)
+        del inputs
     target = config.target_bytes or _default_target(options)
     student, blob = _fit(teacher, options, target, config, log)
     datafree.distill_(student, calib, calib_logits, prep, epochs=config.distill_epochs, seed=config.seed, log=log)
