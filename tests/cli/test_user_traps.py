@@ -129,6 +129,12 @@ def test_serve_on_a_busy_port_is_one_line_before_serving(run, capsys):
     assert "serving" not in captured.out
 
 
+@pytest.mark.parametrize("flag", ["--max-batch", "--workers"])
+def test_serve_with_no_batch_or_no_workers_is_one_line(run, capsys, flag):
+    code = main(["serve", str(run["ckpt"]), "--port", "0", flag, "0"])
+    _one_line_exit_2(code, capsys.readouterr().err, f"{flag} must be at least 1, got 0")
+
+
 def test_compress_of_a_sqz_asks_for_the_checkpoint(tmp_path, capsys):
     sqz = tmp_path / "m.sqz"
     sqz.write_bytes(b"\x89SQZ")
