@@ -35,9 +35,8 @@ FORMATS = [  # (row, file name)
 ]
 
 
-def export_all(checkpoint: str, calib_data: str, folder: Path) -> dict[str, Path]:
+def export_all(model: torch.nn.Module, checkpoint: str, calib_data: str, folder: Path) -> dict[str, Path]:
     """row -> the written file, for every format (int8 files come with their fp32 export)."""
-    model = squeezelab.load_model(checkpoint)
     export_model(model, folder / "m.onnx", dynamic_batch=True, int8=True, calib_data=calib_data)
     export_model(model, folder / "ov.xml", format="openvino", int8=True, calib_data=calib_data)
     export_model(model, folder / "ncnn.param", format="ncnn")
@@ -58,7 +57,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
 
-    record = squeezelab.load_model(args.checkpoint).record
+    model = squeezelab.load_model(args.checkpoint)
+    record = model.record
     batches, labels, folder_classes = labelled_batches(args.test, record.preprocessing, limit=args.images, batch_size=250)
     missing = sorted(set(folder_classes) - set(record.classes))
     if missing:
@@ -66,7 +66,7 @@ def main() -> int:
     labels = torch.tensor([list(record.classes).index(folder_classes[i]) for i in labels])
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        files = export_all(args.checkpoint, args.calib_data, Path(tmp))
+        files = export_all(model, args.checkpoint, args.calib_data, Path(tmp))
         reference = logits_of(files["pytorch_fp32"], batches)
         for row, path in files.items():
             logits = reference if row == "pytorch_fp32" else logits_of(path, batches)

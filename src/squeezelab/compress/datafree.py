@@ -26,7 +26,7 @@ import dataclasses
 import math
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -133,6 +133,15 @@ def _output(module: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.T
     return nn.functional.linear(x, weight)
 
 
+def _settings(weight: torch.Tensor, densities: tuple[float, ...] = DENSITY_FACTORS,
+              bits: tuple[int, ...] = BIT_CHOICES) -> Iterator[tuple[float, int, torch.Tensor, int]]:
+    """(density factor, bits, the weight so pruned and shared, its stream bytes) per candidate."""
+    for factor in densities:
+        for b in bits:
+            shared, mask, index, size = shared_weight(weight, factor, b)
+            yield factor, b, shared, stream_bytes(mask, index, size)
+
+
 def layer_options(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, list[Option]]:
     """Every candidate setting of every layer, with its output change and bytes (see module doc)."""
     options = {}
@@ -140,13 +149,9 @@ def layer_options(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str
         for name, module in selected_layers(model).items():
             reference = _output(module, inputs[name], module.weight)
             scale = float(reference.pow(2).sum()) or 1.0
-            found = []
-            for factor in DENSITY_FACTORS:
-                for bits in BIT_CHOICES:
-                    weight, mask, index, size = shared_weight(module.weight, factor, bits)
-                    error = float((_output(module, inputs[name], weight) - reference).pow(2).sum()) / scale
-                    found.append(Option(factor, bits, error, stream_bytes(mask, index, size)))
-            options[name] = found
+            options[name] = [
+                Option(factor, b, float((_output(module, inputs[name], weight) - reference).pow(2).sum()) / scale, size)
+                for factor, b, weight, size in _settings(module.weight)]
     return options
 
 
@@ -165,13 +170,11 @@ def network_options(model: nn.Module, images: torch.Tensor, teacher_logits: torc
         for name, module in selected_layers(model).items():
             original = module.weight.detach().clone()
             found = []
-            for factor in densities:
-                for b in bits:
-                    weight, mask, index, size = shared_weight(original, factor, b)
-                    module.weight.copy_(weight)
-                    out = model(batch).log_softmax(1)
-                    error = float(nn.functional.kl_div(out, targets, log_target=True, reduction="batchmean"))
-                    found.append(Option(factor, b, max(0.0, error), stream_bytes(mask, index, size)))
+            for factor, b, weight, size in _settings(original, densities, bits):
+                module.weight.copy_(weight)
+                out = model(batch).log_softmax(1)
+                error = float(nn.functional.kl_div(out, targets, log_target=True, reduction="batchmean"))
+                found.append(Option(factor, b, max(0.0, error), size))
             module.weight.copy_(original)
             options[name] = found
     return options

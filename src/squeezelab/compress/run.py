@@ -141,7 +141,7 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
     calib, held = datafree.load_images(calib_paths, prep), datafree.load_images(held_paths, prep)
     calib_logits, held_logits = datafree.logits(teacher, calib, prep), datafree.logits(teacher, held, prep)
     if config.sensitivity == "network":
-        n = min(config.sensitivity_images, len(calib))
+        n = config.sensitivity_images
         options = datafree.network_options(teacher, calib[:n], calib_logits[:n], prep)
     else:
         inputs = datafree.layer_inputs(teacher, prep.normalize(calib[: config.sensitivity_images]))

@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
-
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -156,7 +155,7 @@ class _Inference:
         state["pending"] += 1
         handed_over = []  # the job, once queued: it releases the slot when its batch is done
 
-        def release(_=None):
+        def release():
             state["pending"] -= 1
 
         async def decode_and_predict() -> list[dict]:
