@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from squeezelab.analysis.compare import DEFAULT_MODELS, CompareConfig, compare
+from squeezelab.errors import SqueezelabError
 from squeezelab.models import create_model
-from squeezelab.models.config import ModelConfig
-from squeezelab.train.checkpoint import save_checkpoint
 
 
 def test_compare_no_train_json_measures_every_default_model_in_one_run(cli):
@@ -25,28 +26,30 @@ def test_compare_no_train_json_measures_every_default_model_in_one_run(cli):
 
 
 class FakeTrainer:
-    """Writes an untrained model as a checkpoint, with an accuracy that favours SqueezeNet."""
+    """Stands in for the trainer: an accuracy that favours SqueezeNet and moves with the seed; it
+    records its calls (the options each model was built with)."""
 
-    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, image_size):
-        options = {"num_classes": 4}
-        checkpoint = out_dir / "best.pt"
-        save_checkpoint(checkpoint, {"model": ModelConfig(model, options).to_dict(),
-                                     "state_dict": create_model(model, **options).state_dict()})
-        return {"best_val_acc": 0.9 if model.startswith("squeezenet") else 0.7, "epochs": epochs, "seconds": 1.0,
-                "checkpoint": str(checkpoint), "out": str(out_dir), "num_classes": 4, "image_size": 48,
-                "model_options": options}
+    def __init__(self):
+        self.calls: list[tuple[str, int, dict]] = []
+
+    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size):
+        self.calls.append((model, seed, model_kwargs))
+        accuracy = (0.9 if model.startswith("squeezenet") else 0.7) + 0.02 * seed
+        return {"accuracy": accuracy, "accuracy_on": "test", "epochs": epochs, "seconds": 1.0, "out": str(out_dir),
+                "num_classes": 4, "image_size": 48, "model_options": {**model_kwargs, "num_classes": 4}}
 
 
 def test_compare_with_training_writes_tables_and_scatter_plots(tmp_path):
-    config = CompareConfig(models=("squeezenet1_1", "tv/mobilenet_v3_small"), data="synthetic", epochs=1,
-                           min_seconds=0.02)
+    config = CompareConfig(models=("squeezenet1_1", "tv/mobilenet_v3_small"), data="synthetic", epochs=1, seeds=1,
+                           stem="imagenet", min_seconds=0.02)
     result = compare(config, tmp_path, train_fn=FakeTrainer())
     rows = result["rows"]
     assert [r["accuracy"] for r in rows] == [0.9, 0.7]
+    assert [r["stem"] for r in rows] == ["standard", "imagenet"]
     assert all(r["num_classes"] == 4 and r["input_size"] == 48 for r in rows)
     table = (tmp_path / "compare.md").read_text().splitlines()
-    assert table[0].startswith("| model | params") and table[2].startswith("| squeezenet1_1 | ")
-    assert table[2].rstrip().endswith("| 90.0 |")
+    assert table[0].startswith("| model | stem | params") and table[2].startswith("| squeezenet1_1 | standard | ")
+    assert table[2].rstrip().endswith("| 90.0 | 0.0 |")
     with open(tmp_path / "compare.csv", newline="") as handle:
         assert [r["model"] for r in csv.DictReader(handle)] == ["squeezenet1_1", "tv/mobilenet_v3_small"]
     for name in ("compare_size.png", "compare_latency.png"):
@@ -64,3 +67,34 @@ def test_squeezenet_rows_carry_the_deep_compressed_size():
     fp32 = sum(p.numel() * 4 for p in model.parameters())
     assert fp32 / 12 < size < fp32 / 4  # the paper: 4.8 MB -> 0.66 MB (7.3x) at 8 bits, a third kept
     assert compressed_size(create_model("tv/mobilenet_v3_small", num_classes=10)) is None
+
+
+def test_small_images_train_every_model_with_its_cifar_stem_over_seeds_and_resume(tmp_path):
+    models = ("squeezenet1_0", "tv/mobilenet_v3_small", "tv/alexnet")
+    trainer = FakeTrainer()
+    config = CompareConfig(models=models, data="synthetic", epochs=1, seeds=2, min_seconds=0.02)
+    result = compare(config, tmp_path, train_fn=trainer)  # synthetic images are 32 px: small
+    assert sorted((m, s) for m, s, _ in trainer.calls) == sorted((m, s) for m in models for s in (0, 1))
+    assert all(options["stem"] == "cifar" for _, _, options in trainer.calls)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert {r["stem"] for r in rows.values()} == {"cifar"}
+    assert rows["squeezenet1_0"]["accuracy_mean"] == pytest.approx(0.91)
+    assert rows["squeezenet1_0"]["accuracy_std"] == pytest.approx(0.01414, abs=1e-4)
+    assert rows["squeezenet1_0"]["seeds"] == 2 and rows["tv/alexnet"]["accuracy_on"] == "test"
+    # the paper's headline at 32 px: AlexNet's classifier widths kept, > 50x SqueezeNet's parameters
+    assert rows["tv/alexnet"]["params"] > 50 * rows["squeezenet1_0"]["params"]
+    assert len(list((tmp_path / "points").glob("*.json"))) == 6
+
+    rerun = FakeTrainer()  # one more seed: only it trains; the rest comes from the result files
+    again = compare(CompareConfig(models=models, data="synthetic", epochs=1, seeds=3, min_seconds=0.02), tmp_path,
+                    train_fn=rerun)
+    assert sorted(s for _, s, _ in rerun.calls) == [2, 2, 2] and again["skipped"] == 6
+    with pytest.raises(SqueezelabError, match="different epochs"):
+        compare(CompareConfig(models=models, data="synthetic", epochs=2, min_seconds=0.02), tmp_path,
+                train_fn=FakeTrainer())
+
+
+def test_compare_without_data_lists_squeezenet_cifar_and_cifar_stems_on_small_inputs():
+    rows = compare(CompareConfig(models=None, input_size=32, min_seconds=0.02))["rows"]
+    assert [r["model"] for r in rows] == ["squeezenet_cifar", *DEFAULT_MODELS]
+    assert all(r["stem"] == "cifar" for r in rows)

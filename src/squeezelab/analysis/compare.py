@@ -3,8 +3,10 @@
 The paper's Table 2 compares model sizes taken from other papers; a survey table mixes hardware.
 Here every figure is measured in the same run: parameters and MACs by `summarize` (a real forward
 pass), fp32 size as the bytes of parameters and buffers, latency at batch 1 by the project's
-benchmark (PyTorch eager and ONNX Runtime, median of warmed-up runs), and, when trained, top-1 on
-the same data with the same recipe (`analysis.training.train_model`).
+benchmark (PyTorch eager and ONNX Runtime, median of warmed-up runs), and, when trained, the final
+models' top-1 on the same data with the same recipe and epochs (`analysis.training.train_model`),
+mean and spread over seeds. On small images every model has its CIFAR stem (see CompareConfig.stem),
+so that the comparison is like for like; each row names its stem.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
+from squeezelab.analysis.store import accuracy_stats, check_recipe, read_unit, run_parallel, write_unit
 from squeezelab.errors import SqueezelabError
+from squeezelab.train.config import SMALL_IMAGE_MODEL, SMALL_IMAGE_SIZE
 from squeezelab.utils.atomic import atomic_write_text
 
 DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small",
@@ -24,6 +28,7 @@ DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobil
 # Table columns: key, header, format. Sizes in MB (10^6 bytes, as the paper's Table 2).
 COLUMNS = (
     ("model", "model", "{}"),
+    ("stem", "stem", "{}"),
     ("params", "params", "{:,}"),
     ("macs", "MMACs", "{:.1f}"),
     ("size_bytes", "fp32 MB", "{:.2f}"),
@@ -31,27 +36,65 @@ COLUMNS = (
     ("latency_ms", "eager ms", "{:.2f}"),
     ("latency_ort_ms", "ORT ms", "{:.2f}"),
     ("accuracy", "top-1 %", "{:.1f}"),
+    ("accuracy_std", "+-", "{:.1f}"),
 )
-_SCALE = {"macs": 1e-6, "size_bytes": 1e-6, "compressed_bytes": 1e-6, "accuracy": 100}
+_SCALE = {"macs": 1e-6, "size_bytes": 1e-6, "compressed_bytes": 1e-6, "accuracy": 100, "accuracy_std": 100}
 
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
-    models: tuple[str, ...] = DEFAULT_MODELS
+    models: tuple[str, ...] | None = None  # None: DEFAULT_MODELS, with squeezenet_cifar first on small images
     data: str | None = None  # None: measure only (no accuracy), at input_size with 1000 classes
     epochs: int = 5
-    seed: int = 0
+    seeds: int = 2  # trainings per model (seeds 0..n-1): the accuracy's mean and spread
     input_size: int = 224  # used when there is no data; with data the data's image size
     image_size: int | None = None  # override the data's image size (e.g. 64 so AlexNet fits digits)
+    # "auto": on images of 64 px or less every model gets its CIFAR stem (peers.CIFAR_STEMS,
+    # SqueezeNet's "cifar"), so all shrink a 32 px image to about 4x4; on larger images each keeps
+    # its ImageNet stem. "cifar" or "imagenet" force one.
+    stem: str = "auto"
     min_seconds: float = 0.5  # timing budget per model and backend
     # Intra-op threads for latency. 1 by default: on a shared machine, multi-threaded eager PyTorch
     # slows down up to 20x when another process holds a core (OpenMP threads spin and wait on each
     # other), so single-thread latency is the figure that repeats. None: all cores.
     threads: int | None = 1
     train_options: dict = dataclasses.field(default_factory=dict)
-    # Options for the SqueezeNet models only (the peers are torchvision's, unchanged), e.g.
-    # {"stem": "standard"} to keep the paper's stem on small images.
+    # Options for the SqueezeNet models only, e.g. {"stem": "small"}; they win over `stem`.
     squeezenet_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.stem not in STEM_CHOICES:
+            raise SqueezelabError(f"--stem must be one of {', '.join(STEM_CHOICES)}, got {self.stem!r}")
+        if self.seeds < 1 or self.epochs < 1:
+            raise SqueezelabError("--seeds and --epochs must be >= 1")
+
+
+STEM_CHOICES = ("auto", "cifar", "imagenet")
+
+
+def model_list(config: CompareConfig, small: bool) -> tuple[str, ...]:
+    if config.models:
+        return tuple(config.models)
+    return (SMALL_IMAGE_MODEL,) + DEFAULT_MODELS if small else DEFAULT_MODELS
+
+
+def model_options(name: str, config: CompareConfig, small: bool) -> dict:
+    """The options `name` is built and trained with: its stem for this image size, and for the
+    SqueezeNets `squeezenet_options` on top."""
+    from squeezelab.models.peers import CIFAR_STEMS
+    from squeezelab.models.registry import model_family
+
+    cifar = config.stem == "cifar" or (config.stem == "auto" and small)
+    if model_family(name) == "squeezenet":
+        return {"stem": "cifar" if cifar else "standard", **config.squeezenet_options}
+    return {"stem": "cifar"} if cifar and name.removeprefix("tv/") in CIFAR_STEMS else {}
+
+
+def stem_of(name: str, options: dict) -> str:
+    """What a row's `stem` says: the option the model was built with, or its default."""
+    from squeezelab.models.registry import model_family
+
+    return options.get("stem") or ("standard" if model_family(name) == "squeezenet" else "imagenet")
 
 
 def measure_latency(model, input_size: int, *, min_seconds: float, threads: int | None = 1) -> dict:
@@ -110,49 +153,102 @@ def _measure(name: str, model, input_size: int, config: CompareConfig) -> dict:
     return row
 
 
-def _trained_model(name: str, config: CompareConfig, out: Path, train_fn: Callable) -> tuple[dict, object]:
-    from squeezelab.models.registry import model_family
-    from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
-
-    options = config.squeezenet_options if model_family(name) == "squeezenet" else {}
-    result = train_fn(model=name, model_kwargs=options, data=config.data, epochs=config.epochs, seed=config.seed,
-                      out_dir=out / "runs" / name.replace("/", "_"), train_options=config.train_options,
-                      image_size=config.image_size)
-    model = model_from_checkpoint(load_checkpoint(result["checkpoint"]))  # its record names the registry model
-    return result, model.eval()
+def _unit_key(name: str) -> str:
+    return name.replace("/", "_")
 
 
-def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: Callable | None = None,
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """One model's training with one seed, picklable for `run_parallel`'s worker processes."""
+
+    config: CompareConfig
+    out: Path
+    train_fn: Callable
+    small: bool
+
+    def __call__(self, unit: tuple[str, int], threads: int | None) -> dict:
+        name, seed = unit
+        config, key = self.config, _unit_key(name)
+        result = self.train_fn(model=name, model_kwargs=model_options(name, config, self.small), data=config.data,
+                               epochs=config.epochs, seed=seed, out_dir=self.out / "runs" / f"{key}-seed{seed}",
+                               train_options=config.train_options, threads=threads, image_size=config.image_size)
+        record = {"model": name, "seed": seed, "accuracy": result["accuracy"],
+                  "accuracy_on": result.get("accuracy_on", "validation"), "epochs": result["epochs"],
+                  "seconds": result["seconds"], "image_size": result["image_size"],
+                  "num_classes": result["num_classes"], "model_options": result["model_options"],
+                  "run_dir": result.get("out")}
+        return write_unit(self.out, key, seed, record)
+
+
+def recipe_of(config: CompareConfig) -> dict:
+    """What every training in one --out folder shares (models and seeds may grow between reruns)."""
+    return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs, "stem": config.stem,
+            "train_options": config.train_options, "squeezenet_options": config.squeezenet_options}
+
+
+def _is_small(config: CompareConfig) -> bool:
+    if config.data is None:
+        return config.input_size <= SMALL_IMAGE_SIZE
+    if config.image_size is not None:
+        return config.image_size <= SMALL_IMAGE_SIZE
+    from squeezelab.data import DataConfig, open_dataset
+
+    return open_dataset(DataConfig(config.data)).image_size <= SMALL_IMAGE_SIZE
+
+
+def _trained_row(name: str, records: list[dict], config: CompareConfig) -> dict:
+    from squeezelab.models import create_model
+
+    first = records[0]
+    model = create_model(name, **first["model_options"]).eval()
+    row = _measure(name, model, first["image_size"], config)
+    row.update(accuracy_stats([r["accuracy"] for r in records]), stem=stem_of(name, first["model_options"]),
+               accuracy_on=first["accuracy_on"], epochs=first["epochs"],
+               train_seconds=round(sum(r["seconds"] for r in records), 1))
+    row["accuracy"] = row["accuracy_mean"]
+    return row
+
+
+def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: Callable | None = None, jobs: int = 1,
             log: Callable[[str], None] = lambda s: None) -> dict:
-    """One row per model; with `data`, each is trained with the same recipe first.
+    """One row per model; with `data`, each is trained with the same recipe for `seeds` seeds first
+    (finished trainings are kept in OUT/points/ and reused by a rerun, see `analysis.store`).
 
     >>> rows = compare(CompareConfig(models=("squeezenet1_1",), input_size=64, min_seconds=0.05))["rows"]
-    >>> sorted(k for k in ("params", "macs", "size_bytes", "latency_ms") if k in rows[0])
-    ['latency_ms', 'macs', 'params', 'size_bytes']
+    >>> sorted(k for k in ("params", "macs", "size_bytes", "latency_ms", "stem") if k in rows[0])
+    ['latency_ms', 'macs', 'params', 'size_bytes', 'stem']
     """
     from squeezelab.models import create_model
-    from squeezelab.models.registry import model_family
 
     if config.data is not None and out is None:
         raise SqueezelabError("training models for comparison needs --out DIR for their runs")
-    if train_fn is None and config.data is not None:
-        from squeezelab.analysis.training import train_model as train_fn
     out = Path(out) if out is not None else None
-    rows = []
-    for i, name in enumerate(config.models, 1):
-        if config.data is None:
-            log(f"[{i}/{len(config.models)}] measuring {name}")
-            options = config.squeezenet_options if model_family(name) == "squeezenet" else {}
-            model = create_model(name, **options).eval()
-            rows.append(_measure(name, model, config.input_size, config))
-            continue
-        log(f"[{i}/{len(config.models)}] training {name} on {config.data} for {config.epochs} epochs")
-        result, model = _trained_model(name, config, out, train_fn)
-        row = _measure(name, model, result["image_size"], config)
-        row.update(accuracy=result["best_val_acc"], epochs=result["epochs"], train_seconds=result["seconds"],
-                   run_dir=result.get("out"))
-        rows.append(row)
-    result = {"data": config.data, "epochs": config.epochs if config.data else 0, "rows": rows, "files": {}}
+    small = _is_small(config)
+    models = model_list(config, small)
+    if config.data is None:
+        rows = []
+        for i, name in enumerate(models, 1):
+            log(f"[{i}/{len(models)}] measuring {name}")
+            options = model_options(name, config, small)
+            rows.append({**_measure(name, create_model(name, **options).eval(), config.input_size, config),
+                         "stem": stem_of(name, options)})
+        result = {"data": None, "epochs": 0, "stem": config.stem, "rows": rows, "files": {}}
+    else:
+        if train_fn is None:
+            from squeezelab.analysis.training import train_model as train_fn
+        check_recipe(out, recipe_of(config))
+        units = [(name, seed) for name in models for seed in range(config.seeds)]
+        done = {u: r for u in units if (r := read_unit(out, _unit_key(u[0]), u[1])) is not None}
+        todo = [u for u in units if u not in done]
+        log(f"{len(units)} trainings ({len(models)} models x {config.seeds} seeds): {len(done)} finished, "
+            f"{len(todo)} to train, {config.epochs} epochs each")
+        for record in run_parallel(_Work(config, out, train_fn, small), todo, jobs,
+                                   describe=lambda u: f"{u[0]} seed {u[1]}", log=log):
+            done[(record["model"], record["seed"])] = record
+        rows = [_trained_row(name, [done[(name, s)] for s in range(config.seeds)], config) for name in models]
+        result = {"data": config.data, "epochs": config.epochs, "seeds": config.seeds, "stem": config.stem,
+                  "train_options": config.train_options, "rows": rows, "trained": len(todo),
+                  "skipped": len(units) - len(todo), "files": {}}
     if out is not None:
         result["files"] = write_outputs(rows, out, plots=config.data is not None)
         atomic_write_text(out / "compare.json", json.dumps(result, indent=2))
@@ -183,7 +279,7 @@ def to_text(rows: Sequence[dict]) -> str:
 
 def to_csv(rows: Sequence[dict]) -> str:
     """Raw figures (bytes, MACs, ms, fractions), one row per model, for spreadsheets."""
-    keys = [k for k, _, _ in COLUMNS] + ["input_size", "num_classes", "epochs", "train_seconds"]
+    keys = [k for k, _, _ in COLUMNS] + ["seeds", "accuracy_on", "input_size", "num_classes", "epochs", "train_seconds"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -7,21 +7,19 @@ so `--sweep sr=...` draws Figure 3(a) and `--sweep pct3x3=...` Figure 3(b); poin
 (e.g. SR 0.125 and pct3x3 0.5 are both SqueezeNet 1.0) are trained once.
 
 Every (point, seed) is trained by an injectable function (the project's trainer by default) and its
-result written atomically to its own JSON file under `OUT/points/`, so an interrupted sweep rerun
+result written to its own file in the result store (`analysis.store`), so an interrupted sweep rerun
 with the same arguments trains only what is missing. Work units run in separate processes when
-`jobs > 1`.
+`jobs > 1`. A point's accuracy is its final model's (`analysis.training`), never a chosen epoch's.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
-import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
+from squeezelab.analysis.store import accuracy_stats, check_recipe, read_unit, run_parallel, write_unit
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.squeezenet import Metaparameters
 from squeezelab.utils.atomic import atomic_write_text
@@ -33,7 +31,8 @@ BYPASS_KINDS = ("none", "simple", "complex")
 BASE_META = dataclasses.asdict(Metaparameters())
 
 # train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size) -> dict with
-# best_val_acc, epochs, seconds, num_classes, image_size, model_options (see analysis/training.py).
+# accuracy (the final model's top-1), accuracy_on, epochs, seconds, num_classes, image_size, model_options
+# (see analysis/training.py).
 TrainFn = Callable[..., dict]
 
 
@@ -124,20 +123,7 @@ def unique_points(groups: dict[str, list[Point]]) -> list[Point]:
     return list(seen.values())
 
 
-# ---------------------------------------------------------------- the point store (one file a unit)
-
-def unit_path(out: Path, point: Point, seed: int) -> Path:
-    return Path(out) / "points" / f"{point.key}-seed{seed}.json"
-
-
-def read_unit(out: Path, point: Point, seed: int) -> dict | None:
-    """A finished unit's record, or None if it was never finished (or its file is unreadable)."""
-    path = unit_path(out, point, seed)
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
+# ---------------------------------------------------------------- training the units
 
 def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn: TrainFn,
              threads: int | None = None) -> dict:
@@ -156,39 +142,24 @@ def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn
         "point": point.model_kwargs(), "key": point.key, "seed": seed,
         "params": size.total_params, "macs": size.total_macs, "size_bytes": size.total_bytes,
         "image_size": result["image_size"], "num_classes": result["num_classes"],
-        "accuracy": result["best_val_acc"], "epochs": result["epochs"], "seconds": result["seconds"],
+        "accuracy": result["accuracy"], "accuracy_on": result.get("accuracy_on", "validation"),
+        "epochs": result["epochs"], "seconds": result["seconds"],
         "model_options": result["model_options"], "run_dir": str(run_dir),
     }
-    atomic_write_text(unit_path(out, point, seed), json.dumps(record, indent=2))
-    return record
+    return write_unit(out, point.key, seed, record)
 
 
-def _run_unit_in_worker(args) -> dict:
-    point, seed, config, out, train_fn, threads = args
-    return run_unit(point, seed, config, out, train_fn, threads)
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """One sweep's training, picklable for the worker processes of `run_parallel`."""
 
+    config: ExploreConfig
+    out: Path
+    train_fn: TrainFn
 
-def run_units(todo: list[tuple[Point, int]], config: ExploreConfig, out: Path, train_fn: TrainFn,
-              jobs: int = 1, log: Callable[[str], None] = lambda s: None) -> list[dict]:
-    """Train the missing units, in `jobs` processes (spawned, so torch state is never forked)."""
-    if jobs <= 1 or len(todo) <= 1:
-        records = []
-        for i, (point, seed) in enumerate(todo, 1):
-            log(f"[{i}/{len(todo)}] training {point.key} seed {seed}")
-            records.append(run_unit(point, seed, config, out, train_fn))
-        return records
-    import os
-
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_unit_in_worker, (p, s, config, out, train_fn, threads)): (p, s) for p, s in todo}
-        records = []
-        for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            point, seed = futures[future]
-            records.append(future.result())
-            log(f"[{i}/{len(todo)}] finished {point.key} seed {seed}")
-        return records
+    def __call__(self, unit: tuple[Point, int], threads: int | None) -> dict:
+        point, seed = unit
+        return run_unit(point, seed, self.config, self.out, self.train_fn, threads)
 
 
 def recipe_of(config: ExploreConfig) -> dict:
@@ -196,21 +167,6 @@ def recipe_of(config: ExploreConfig) -> dict:
     (sweeps and seeds may grow between reruns; data, epochs and options may not)."""
     return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
             "model_options": config.model_options, "train_options": config.train_options}
-
-
-def check_recipe(out: Path, config: ExploreConfig) -> None:
-    """Refuse to resume into a folder whose finished runs used another recipe; record it if new."""
-    path = Path(out) / "recipe.json"
-    recipe = json.loads(json.dumps(recipe_of(config)))  # as it reads back from JSON
-    try:
-        recorded = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        atomic_write_text(path, json.dumps(recipe, indent=2))
-        return
-    if recorded != recipe:
-        changed = sorted(k for k in recipe if recorded.get(k) != recipe[k])
-        raise SqueezelabError(f"{out} holds runs trained with a different {', '.join(changed)}; "
-                              "pass another --out (or delete that folder) to train with this recipe")
 
 
 # ---------------------------------------------------------------- aggregation
@@ -222,10 +178,8 @@ def aggregate(point: Point, records: list[dict]) -> dict:
     return {
         **point.model_kwargs(), "key": point.key,
         "params": first["params"], "macs": first["macs"], "size_bytes": first["size_bytes"],
-        "accuracy_mean": statistics.fmean(accs),
-        "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "accuracy_min": min(accs), "accuracy_max": max(accs), "seeds": len(accs),
-        "accuracies": accs, "train_seconds": sum(r["seconds"] for r in records),
+        **accuracy_stats(accs), "accuracy_on": first.get("accuracy_on", "validation"),
+        "train_seconds": sum(r["seconds"] for r in records),
     }
 
 
@@ -242,12 +196,13 @@ def explore(config: ExploreConfig, out: str | Path, *, train_fn: TrainFn | None 
         from squeezelab.analysis.training import train_model as train_fn
     groups = design_points(config.sweeps, config.bypass)
     points = unique_points(groups)
-    check_recipe(out, config)
+    check_recipe(out, recipe_of(config))
     units = [(p, seed) for p in points for seed in range(config.seeds)]
-    done = {(p.key, s): r for p, s in units if (r := read_unit(out, p, s)) is not None}
+    done = {(p.key, s): r for p, s in units if (r := read_unit(out, p.key, s)) is not None}
     todo = [(p, s) for p, s in units if (p.key, s) not in done]
     log(f"{len(units)} runs ({len(points)} points x {config.seeds} seeds): {len(done)} finished, {len(todo)} to train")
-    for record in run_units(todo, config, out, train_fn, jobs=jobs, log=log):
+    for record in run_parallel(_Work(config, out, train_fn), todo, jobs, describe=lambda u: f"{u[0].key} seed {u[1]}",
+                               log=log):
         done[(record["key"], record["seed"])] = record
     rows = {p.key: aggregate(p, [done[(p.key, s)] for s in range(config.seeds)]) for p in points}
     result = {

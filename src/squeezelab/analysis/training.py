@@ -2,7 +2,10 @@
 
 Both train many models with the same recipe; this adapter fixes that recipe (TrainConfig defaults
 plus the caller's overrides, `default_model_config`'s convergent model options for the data) and
-returns what they record. A function with the same keywords and result keys can be passed to
+returns what they record. The accuracy they report is the *final* model's, never an epoch chosen
+by it: on a folder with train/ and test/ (CIFAR-10 as JPEG folders), top-1 on all of test/, which
+the trainer never reads (it validates on a part of train/ it holds out); otherwise the final
+epoch's validation top-1. A function with the same keywords and result keys can be passed to
 `explore(..., train_fn=...)` instead (tests do, to count and interrupt calls).
 """
 
@@ -16,8 +19,9 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
                 image_size: int | None = None) -> dict:
     """Train `model` on `data` into `out_dir` (resuming from its last.pt when one is there).
 
-    Returns the trainer's result plus `num_classes`, `image_size` and `model_options` (the options
-    the model was built with, so a caller can rebuild it to measure size and MACs).
+    Returns the trainer's result plus `num_classes`, `image_size`, `model_options` (the options
+    the model was built with, so a caller can rebuild it to measure size and MACs), `accuracy`
+    (the final model's top-1) and `accuracy_on` ("test" or "validation": which images).
     """
     from squeezelab.data import DataConfig, open_dataset
     from squeezelab import runtime
@@ -32,4 +36,16 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     result = train(model_config, data_config, train_config, runtime.SpeedConfig(threads=threads),
                    out=str(out_dir), resume=(out_dir / "last.pt").is_file())
     options = {**model_config.options, "num_classes": dataset.num_classes}
-    return {**result, "num_classes": dataset.num_classes, "image_size": dataset.image_size, "model_options": options}
+    return {**result, **final_accuracy(result, data, threads), "num_classes": dataset.num_classes,
+            "image_size": dataset.image_size, "model_options": options}
+
+
+def final_accuracy(result: dict, data: str, threads: int | None = None) -> dict:
+    """The final model's top-1: on `data`/test/ when the folder has one, else its last validation."""
+    test = Path(data).expanduser() / "test"
+    if not test.is_dir():
+        return {"accuracy": result["final_val_acc"], "accuracy_on": "validation"}
+    from squeezelab.evaluate.files import evaluate_file
+
+    scored = evaluate_file(result["last_checkpoint"], str(test), threads=threads)
+    return {"accuracy": scored["top1"], "accuracy_on": "test", "test_images": scored["count"]}

@@ -46,9 +46,16 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="SqueezeNet vs MobileNet, ShuffleNet, AlexNet: size, MACs, speed, accuracy")
     p.add_argument("--models", help="comma-separated registry names (default: "
                                     "squeezenet1_0,squeezenet1_1,tv/mobilenet_v2,tv/mobilenet_v3_small,"
-                                    "tv/shufflenet_v2_x1_0,tv/alexnet)")
-    p.add_argument("--data", help="train every model on this data with the same recipe (e.g. digits)")
-    p.add_argument("--epochs", type=int, default=5)
+                                    "tv/shufflenet_v2_x1_0,tv/alexnet, and squeezenet_cifar first on images of "
+                                    "64 px or less)")
+    p.add_argument("--data", help="train every model on this data with the same recipe (e.g. digits, or a folder "
+                                  "with train/ and test/: the final models are scored on test/)")
+    p.add_argument("--epochs", type=int, default=5, help="the same fixed budget for every model (default 5)")
+    p.add_argument("--seeds", type=int, default=2, help="trainings per model: accuracy mean and spread (default 2)")
+    p.add_argument("--stem", choices=["auto", "cifar", "imagenet"], default="auto",
+                   help="auto (default): CIFAR-port stems for every model on images of 64 px or less, so all "
+                        "end at a 4x4 map from 32 px; ImageNet stems otherwise")
+    p.add_argument("--jobs", type=int, default=1, help="train this many models at once in separate processes")
     p.add_argument("--no-train", action="store_true", help="only measure params, MACs, size and latency")
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
                    help="input side: the data is resized to it when training (64 lets AlexNet run on digits), models "
@@ -96,18 +103,20 @@ def run_explore(args) -> int:
 
 
 def run_compare(args) -> int:
-    from squeezelab.analysis.compare import DEFAULT_MODELS, CompareConfig, compare, to_text
+    from squeezelab.analysis.compare import CompareConfig, compare, to_text
 
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else DEFAULT_MODELS
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
     if not args.no_train and not args.data:
         raise SqueezelabError("compare trains every model: give --data SPEC (e.g. digits), or --no-train to only measure")
     sizes = {"input_size": args.image_size or REGISTRY_INPUT_SIZE} if args.no_train else {"image_size": args.image_size}
-    config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs, **sizes,
-                           min_seconds=args.min_seconds,
+    if args.jobs < 1:
+        raise SqueezelabError(f"--jobs must be >= 1, got {args.jobs}")
+    config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs,
+                           seeds=args.seeds, stem=args.stem, **sizes, min_seconds=args.min_seconds,
                            threads=args.threads or None,
                            train_options=_options(args.train_option, "--train-option"),
                            squeezenet_options=_options(args.squeezenet_option, "--squeezenet-option"))
-    result = compare(config, args.out, log=_say)
+    result = compare(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)
         return 0

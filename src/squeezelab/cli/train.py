@@ -76,8 +76,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dropout", type=float, default=None, help="dropout before the classifier (default: the model's)")
     p.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", default=None)
     p.add_argument("--final-relu", action="store_true", default=None, help="keep the ReLU after the final conv")
-    p.add_argument("--stem", choices=["standard", "small"], default=None,
-                   help="default: small for images of 64 px or less")
+    p.add_argument("--stem", choices=["standard", "small", "cifar"], default=None,
+                   help="default: small for images of 64 px or less (cifar: 3x3 stride-1 conv, then the first pool)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     p.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto", help="auto: bf16 autocast on CUDA only")
     p.add_argument("--json", action="store_true", help="print only the final result as JSON on stdout")

@@ -1,7 +1,7 @@
 """The registered SqueezeNet builders: thin typed wrappers over a layer table.
 
 Every builder takes the same keyword options (see `SqueezeNet`): num_classes, dropout, batch_norm,
-se_ratio, final_relu, stem, in_chans, `table` to override the layer table (how a pruned model is
+se_ratio, final_relu, head_norm, stem, in_chans, `table` to override the layer table (how a pruned model is
 rebuilt), and `weights` / `weights_file`; the plain ones also take `bypass`.
 """
 
@@ -39,31 +39,31 @@ def _squeezenet(weights_for: str, table: Sequence[Row], *, weights, weights_file
 @register_model()
 def squeezenet1_0(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
     table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet 1.0, the paper's network (1,248,424 parameters, 0.82 GMACs at 224)."""
     return _squeezenet("squeezenet1_0", table or SQUEEZENET1_0_TABLE, weights=weights, weights_file=weights_file,
                        num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
+                       bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans)
 
 
 @register_model()
 def squeezenet1_1(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
     table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet 1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs than 1.0 at the same accuracy."""
     return _squeezenet("squeezenet1_1", table or SQUEEZENET1_1_TABLE, weights=weights, weights_file=weights_file,
                        num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
+                       bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans)
 
 
 @register_model()
 def squeezenet_cifar(
     *, num_classes: int = 10, dropout: float = 0.0, batch_norm: bool = True, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = False, stem: str = "standard", in_chans: int = 3,
+    bypass: str = "none", final_relu: bool = False, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
     table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet for small images (CIFAR's 32x32; the default for images of 64 px or less):
@@ -72,7 +72,7 @@ def squeezenet_cifar(
     within the first 20 steps, so it is off. The recipe that trains it is docs/training.md's."""
     return _squeezenet("squeezenet_cifar", table or SQUEEZENET_CIFAR_TABLE, weights=weights, weights_file=weights_file,
                        num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
+                       bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans)
 
 
 def _bypass_variant(base, bypass: str, doc: str):
@@ -80,11 +80,11 @@ def _bypass_variant(base, bypass: str, doc: str):
 
     def builder(
         *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-        final_relu: bool = True, stem: str = "standard", in_chans: int = 3, table: Sequence[Row] | None = None,
+        final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3, table: Sequence[Row] | None = None,
         weights: str | Weights | None = None, weights_file: str | None = None,
     ) -> SqueezeNet:
         return base(num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                    bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans, table=table,
+                    bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans, table=table,
                     weights=weights, weights_file=weights_file)
 
     builder.__name__ = builder.__qualname__ = f"{base.__name__}_{bypass}_bypass"
@@ -108,7 +108,7 @@ def squeezenet_meta(
     *, base_e: int = PAPER.base_e, incr_e: int = PAPER.incr_e, freq: int = PAPER.freq, pct3x3: float = PAPER.pct3x3,
     squeeze_ratio: float = PAPER.squeeze_ratio,
     num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, stem: str = "standard", in_chans: int = 3,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
     table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
 ) -> SqueezeNet:
     """A SqueezeNet generated from the paper's Section 5 metaparameters (defaults: SqueezeNet 1.0);
@@ -116,4 +116,4 @@ def squeezenet_meta(
     table = table or Metaparameters(base_e, incr_e, freq, pct3x3, squeeze_ratio).table()
     return _squeezenet("squeezenet_meta", table, weights=weights, weights_file=weights_file,
                        num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                       bypass=bypass, final_relu=final_relu, stem=stem, in_chans=in_chans)
+                       bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans)

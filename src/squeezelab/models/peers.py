@@ -3,6 +3,13 @@
 They are built with torchvision's own builders (never re-implemented), so parameter counts and
 MACs are the published ones, and given the same face as our models (`num_classes`,
 `reset_classifier`, a `record` from `create_model`) so every tool can treat them alike.
+
+`stem="cifar"` adapts a peer to 32x32 images the way common CIFAR-10 ports do, so that a
+comparison on small images is like for like: ImageNet stems divide the side by 32 (a 32 px image
+ends as a 1x1 map), the CIFAR ports by 8 (a 4x4 map; AlexNet 3x3), as SqueezeNet's "cifar" stem
+does. Only the first strides and pools change (listed in CIFAR_STEMS); widths, depths and
+AlexNet's 4096-wide classifier stay as published, so parameter counts still compare with the
+paper (AlexNet's first conv, 11x11 stride 4, becomes 3x3 stride 1: 23,296 -> 1,792 weights).
 """
 
 from __future__ import annotations
@@ -26,6 +33,38 @@ PEERS = (
     "squeezenet1_0",
     "squeezenet1_1",
 )
+
+
+PEER_STEMS = ("imagenet", "cifar")
+# What "cifar" changes, per model: convolutions (module paths) whose stride becomes 1, first
+# convolutions replaced by a 3x3 stride-1 one with the same output channels, pools removed.
+CIFAR_STEMS = {
+    "alexnet": {"stride_1": (), "conv_3x3": ("features.0",), "no_pool": ()},
+    "mobilenet_v2": {"stride_1": ("features.0.0", "features.2.conv.1.0"), "conv_3x3": (), "no_pool": ()},
+    "mobilenet_v3_small": {"stride_1": ("features.0.0", "features.1.block.0.0"), "conv_3x3": (), "no_pool": ()},
+    "mobilenet_v3_large": {"stride_1": ("features.0.0", "features.2.block.1.0"), "conv_3x3": (), "no_pool": ()},
+    "shufflenet_v2_x1_0": {"stride_1": ("conv1.0",), "conv_3x3": (), "no_pool": ("maxpool",)},
+    "resnet18": {"stride_1": (), "conv_3x3": ("conv1",), "no_pool": ("maxpool",)},
+}
+
+
+def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+def adapt_to_cifar(model: nn.Module, tv_name: str) -> nn.Module:
+    """`model` with the CIFAR_STEMS changes for `tv_name` made in place (see the module docstring)."""
+    change = CIFAR_STEMS[tv_name]
+    for path in change["stride_1"]:
+        model.get_submodule(path).stride = (1, 1)
+    for path in change["conv_3x3"]:
+        old = model.get_submodule(path)
+        _replace(model, path, nn.Conv2d(old.in_channels, old.out_channels, 3, stride=1, padding=1,
+                                        bias=old.bias is not None))
+    for path in change["no_pool"]:
+        _replace(model, path, nn.Identity())
+    return model
 
 
 def last_linear_or_conv(model: nn.Module) -> tuple[nn.Module, str]:
@@ -58,7 +97,12 @@ def reset_classifier(model: nn.Module, num_classes: int) -> None:
     model.num_classes = num_classes
 
 
-def _build_peer(tv_name: str, *, num_classes: int = 1000, weights: None = None) -> nn.Module:
+def _build_peer(tv_name: str, *, num_classes: int = 1000, stem: str = "imagenet", weights: None = None) -> nn.Module:
+    if stem not in PEER_STEMS:
+        raise SqueezelabError(f"unknown stem {stem!r} for tv/{tv_name}; choose one of {', '.join(PEER_STEMS)}")
+    if stem == "cifar" and tv_name not in CIFAR_STEMS:
+        raise SqueezelabError(f"tv/{tv_name} has no cifar stem; the models with one: "
+                              + ", ".join(f"tv/{n}" for n in CIFAR_STEMS))
     if weights is not None:
         raise SqueezelabError(
             f"pretrained weights for tv/{tv_name} are fetched by torchvision; "
@@ -69,7 +113,7 @@ def _build_peer(tv_name: str, *, num_classes: int = 1000, weights: None = None) 
     except TypeError as exc:
         raise SqueezelabError(f"bad option for tv/{tv_name}: {exc}") from None
     model.num_classes = num_classes  # the face every registry model shows (torchvision's lack it)
-    return model
+    return adapt_to_cifar(model, tv_name) if stem == "cifar" else model
 
 
 for _name in PEERS:

@@ -100,6 +100,13 @@ def _seeds(n: int) -> str:
     return "1 seed" if n == 1 else f"mean of {n} seeds"
 
 
+def _accuracy_label(rows: Sequence[dict]) -> str:
+    """The y axis: which images the final models were scored on, and over how many seeds."""
+    on = rows[0].get("accuracy_on", "validation") if rows else "validation"
+    seeds = rows[0].get("seeds", 1) if rows else 1
+    return f"{on} top-1 (%), {_seeds(seeds)}"
+
+
 def _error_bars(rows: Sequence[dict]) -> list[list[float]]:
     return [[100 * (r["accuracy_mean"] - r["accuracy_min"]) for r in rows],
             [100 * (r["accuracy_max"] - r["accuracy_mean"]) for r in rows]]
@@ -114,9 +121,8 @@ def plot_sweep(rows: Sequence[dict], sweep: str, path: str | Path):
     sizes = [r["size_bytes"] / 1e6 for r in rows]
     accs = [100 * r["accuracy_mean"] for r in rows]
     ax.errorbar(sizes, accs, yerr=_error_bars(rows), fmt="o-", capsize=3, color="tab:blue")
-    seeds = rows[0]["seeds"] if rows else 0
     ax.set_xlabel("model size (MB, fp32)")
-    ax.set_ylabel(f"validation top-1 (%), {_seeds(seeds)}")
+    ax.set_ylabel(_accuracy_label(rows))
     ax.set_title(f"accuracy vs size, sweeping {_LABELS.get(sweep, sweep)}")
     ax.grid(alpha=0.3)
     ax.margins(x=0.15, y=0.15)
@@ -144,7 +150,7 @@ def plot_bypass(rows: Sequence[dict], _sweep: str, path: str | Path):
                     textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
-    ax.set_ylabel(f"validation top-1 (%), {_seeds(seeds)}")
+    ax.set_ylabel(_accuracy_label(rows))
     ax.set_title("SqueezeNet with and without bypass")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -163,9 +169,12 @@ def plot_scatter(rows: Sequence[dict], x_key: str, x_label: str, path: str | Pat
     ours = [r["model"].startswith("squeezenet") for r in shown]
     for family, mine, style in (("SqueezeNet", True, {"color": "tab:red", "marker": "D"}),
                                 ("other models", False, {"color": "tab:blue", "marker": "o"})):
-        picked = [(x, y) for x, y, flag in zip(xs, ys, ours) if flag == mine]
+        picked = [(x, y, r) for x, y, r, flag in zip(xs, ys, shown, ours) if flag == mine]
         if picked:
-            ax.scatter(*zip(*picked), label=family, zorder=3, **style)
+            px, py, prows = zip(*picked)
+            spread = _error_bars(prows) if all("accuracy_min" in r for r in prows) else None
+            ax.errorbar(px, py, yerr=spread, fmt="none", ecolor=style["color"], capsize=3, zorder=2)
+            ax.scatter(px, py, label=family, zorder=3, **style)
     if log_x and xs and min(xs) > 0:
         ax.set_xscale("log")
     ax.margins(x=0.2, y=0.2)
@@ -173,7 +182,7 @@ def plot_scatter(rows: Sequence[dict], x_key: str, x_label: str, path: str | Pat
     if ax.get_xscale() == "log":
         readable_log_ticks(ax.xaxis, *ax.get_xlim())
     ax.set_xlabel(x_label)
-    ax.set_ylabel("validation top-1 (%)")
+    ax.set_ylabel(_accuracy_label(shown))
     ax.set_title(f"accuracy vs {x_label.split(' (')[0]}")
     ax.grid(alpha=0.3)
     if shown:

@@ -1,0 +1,67 @@
+"""The peers' CIFAR stems: a 32 px image ends as a small map, widths and classifiers as published."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from squeezelab.errors import SqueezelabError
+from squeezelab.models import create_model
+from squeezelab.models.peers import CIFAR_STEMS
+
+
+def _params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _last_map(model, size: int = 32) -> int:
+    """Side of the smallest feature map a conv or pool makes (squeeze-and-excitation's convs on
+    pooled 1x1 maps aside)."""
+    sides = []
+    hooks = [m.register_forward_hook(lambda _m, i, o: sides.append(o.shape[-1]) if i[0].shape[-1] > 1 else None)
+             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))]
+    model.eval()(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return min(sides)
+
+
+@pytest.mark.parametrize("name", sorted(CIFAR_STEMS))
+def test_cifar_stems_end_32px_images_at_a_few_pixels_not_one(name):
+    imagenet = create_model(f"tv/{name}", num_classes=10)
+    cifar = create_model(f"tv/{name}", num_classes=10, stem="cifar")
+    if name == "alexnet":  # its ImageNet stem cannot take a 32 px image at all
+        with pytest.raises(RuntimeError, match="too small"):
+            _last_map(imagenet)
+    else:
+        assert _last_map(imagenet) == 1
+    assert _last_map(cifar) in (3, 4)
+    assert cifar.record.options["stem"] == "cifar"  # so a checkpoint rebuilds the same model
+    if name in ("alexnet", "resnet18"):  # the first conv shrinks to 3x3; everything else is kept
+        assert 0 < _params(imagenet) - _params(cifar) < 25_000
+    else:
+        assert _params(cifar) == _params(imagenet)
+
+
+def test_squeezenet_cifar_stem_keeps_the_first_pool_and_ends_at_4x4():
+    small = create_model("squeezenet1_0", num_classes=10, stem="small")
+    cifar = create_model("squeezenet1_0", num_classes=10, stem="cifar")
+    assert cifar.table[:2] == (("conv", 96, 3, 1, 1), ("pool",)) and small.table[1][0] == "fire"
+    assert _last_map(cifar) == 4 and _last_map(small) == 8
+
+
+def test_unknown_or_missing_stems_are_one_clear_error():
+    with pytest.raises(SqueezelabError, match="unknown stem 'tiny'"):
+        create_model("tv/mobilenet_v2", stem="tiny")
+    with pytest.raises(SqueezelabError, match="has no cifar stem"):
+        create_model("tv/squeezenet1_1", stem="cifar")
+
+
+def test_bypass_with_batch_norm_normalises_the_classifier_input_by_default():
+    def last(model):
+        return type(model.features[-1]).__name__
+
+    assert last(create_model("squeezenet1_0", batch_norm=True, bypass="simple")) == "BatchNorm2d"
+    assert last(create_model("squeezenet1_0", batch_norm=True)) == "Fire"
+    assert last(create_model("squeezenet1_0", bypass="simple")) == "Fire"  # the paper's layout without batch norm
+    assert last(create_model("squeezenet1_0", batch_norm=True, head_norm=True)) == "BatchNorm2d"
