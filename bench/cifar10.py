@@ -12,6 +12,7 @@ that: no epoch is chosen, no run stopped early on them.
     python bench/cifar10.py --json --seed 0     # the full run: last line is one JSON object
     python bench/cifar10.py --quick             # a smoke run: 1 epoch on 2,000 + 500 images
     python bench/cifar10.py --json --seed 1 --save cifar10.pt   # and keep the final model
+    python bench/cifar10.py --prepare 1000      # print a folder: 1,000 train images a class, all test
 
 Keys of the JSON line: test_acc, test_acc_tta, minutes (wall, from the command's start to the last
 figure, data preparation included), epochs, model, params, macs, seed, load (the 1/5/15-minute
@@ -113,9 +114,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    parser.add_argument("--prepare", type=int, metavar="N", default=None,
+                        help="only print the path of a folder with N train images a class and all 10,000 test "
+                             "images (made once, of links into the cache), for the sweeps of docs/results.md")
     parser.add_argument("--save", metavar="PATH", default=None,
                         help="also write the final model as a squeezelab checkpoint (.pt) for export, eval, serve")
     args = parser.parse_args()
+
+    if args.prepare is not None:
+        print(subset(extract(ARCHIVE, Path(args.cache)), Path(args.cache), args.prepare, 1000))
+        return
 
     import torch
 

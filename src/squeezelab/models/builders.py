@@ -39,8 +39,9 @@ def _squeezenet(weights_for: str, table: Sequence[Row], *, weights, weights_file
 @register_model()
 def squeezenet1_0(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
-    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
+    weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet 1.0, the paper's network (1,248,424 parameters, 0.82 GMACs at 224)."""
     return _squeezenet("squeezenet1_0", table or SQUEEZENET1_0_TABLE, weights=weights, weights_file=weights_file,
@@ -51,8 +52,9 @@ def squeezenet1_0(
 @register_model()
 def squeezenet1_1(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
-    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
+    weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet 1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs than 1.0 at the same accuracy."""
     return _squeezenet("squeezenet1_1", table or SQUEEZENET1_1_TABLE, weights=weights, weights_file=weights_file,
@@ -63,8 +65,9 @@ def squeezenet1_1(
 @register_model()
 def squeezenet_cifar(
     *, num_classes: int = 10, dropout: float = 0.0, batch_norm: bool = True, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = False, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
-    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+    bypass: str = "none", final_relu: bool = False, head_norm: bool | None = None, stem: str = "standard",
+    in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
+    weights_file: str | None = None,
 ) -> SqueezeNet:
     """SqueezeNet for small images (CIFAR's 32x32; the default for images of 64 px or less):
     Fire modules with batch norm, compute placed at 16x16 and 8x8 (0.68 M parameters, 58 M MACs
@@ -80,12 +83,12 @@ def _bypass_variant(base, bypass: str, doc: str):
 
     def builder(
         *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-        final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3, table: Sequence[Row] | None = None,
-        weights: str | Weights | None = None, weights_file: str | None = None,
+        final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
+        table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
     ) -> SqueezeNet:
         return base(num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
-                    bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans, table=table,
-                    weights=weights, weights_file=weights_file)
+                    bypass=bypass, final_relu=final_relu, head_norm=head_norm, stem=stem, in_chans=in_chans,
+                    table=table, weights=weights, weights_file=weights_file)
 
     builder.__name__ = builder.__qualname__ = f"{base.__name__}_{bypass}_bypass"
     builder.__doc__ = doc
@@ -108,8 +111,9 @@ def squeezenet_meta(
     *, base_e: int = PAPER.base_e, incr_e: int = PAPER.incr_e, freq: int = PAPER.freq, pct3x3: float = PAPER.pct3x3,
     squeeze_ratio: float = PAPER.squeeze_ratio,
     num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
-    table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
+    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
+    weights_file: str | None = None,
 ) -> SqueezeNet:
     """A SqueezeNet generated from the paper's Section 5 metaparameters (defaults: SqueezeNet 1.0);
     `table` (a pruned model's) replaces the generated one."""
