@@ -70,7 +70,7 @@ def test_squeezenet_rows_carry_the_deep_compressed_size():
 
 
 def test_small_images_train_every_model_with_its_cifar_stem_over_seeds_and_resume(tmp_path):
-    models = ("squeezenet1_0", "tv/mobilenet_v3_small", "tv/alexnet")
+    models = ("squeezenet1_0", "tv/mobilenet_v3_small")
     trainer = FakeTrainer()
     config = CompareConfig(models=models, data="synthetic", epochs=1, seeds=2, min_seconds=0.02)
     result = compare(config, tmp_path, train_fn=trainer)  # synthetic images are 32 px: small
@@ -80,15 +80,13 @@ def test_small_images_train_every_model_with_its_cifar_stem_over_seeds_and_resum
     assert {r["stem"] for r in rows.values()} == {"cifar"}
     assert rows["squeezenet1_0"]["accuracy_mean"] == pytest.approx(0.91)
     assert rows["squeezenet1_0"]["accuracy_std"] == pytest.approx(0.01414, abs=1e-4)
-    assert rows["squeezenet1_0"]["seeds"] == 2 and rows["tv/alexnet"]["accuracy_on"] == "test"
-    # the paper's headline at 32 px: AlexNet's classifier widths kept, > 50x SqueezeNet's parameters
-    assert rows["tv/alexnet"]["params"] > 50 * rows["squeezenet1_0"]["params"]
-    assert len(list((tmp_path / "points").glob("*.json"))) == 6
+    assert rows["squeezenet1_0"]["seeds"] == 2 and rows["tv/mobilenet_v3_small"]["accuracy_on"] == "test"
+    assert len(list((tmp_path / "points").glob("*.json"))) == 4
 
     rerun = FakeTrainer()  # one more seed: only it trains; the rest comes from the result files
     again = compare(CompareConfig(models=models, data="synthetic", epochs=1, seeds=3, min_seconds=0.02), tmp_path,
                     train_fn=rerun)
-    assert sorted(s for _, s, _ in rerun.calls) == [2, 2, 2] and again["skipped"] == 6
+    assert sorted(s for _, s, _ in rerun.calls) == [2, 2] and again["skipped"] == 4
     with pytest.raises(SqueezelabError, match="different epochs"):
         compare(CompareConfig(models=models, data="synthetic", epochs=2, min_seconds=0.02), tmp_path,
                 train_fn=FakeTrainer())

@@ -43,6 +43,13 @@ def test_cifar_stems_end_32px_images_at_a_few_pixels_not_one(name):
         assert _params(cifar) == _params(imagenet)
 
 
+def test_at_32px_alexnet_keeps_over_50x_the_parameters_of_squeezenet_1_0():
+    """The paper's headline survives the CIFAR stems: AlexNet keeps its 4096-wide classifier."""
+    alexnet = create_model("tv/alexnet", num_classes=10, stem="cifar")
+    squeezenet = create_model("squeezenet1_0", num_classes=10, stem="cifar", batch_norm=True)
+    assert _params(alexnet) > 50 * _params(squeezenet)
+
+
 def test_squeezenet_cifar_stem_keeps_the_first_pool_and_ends_at_4x4():
     small = create_model("squeezenet1_0", num_classes=10, stem="small")
     cifar = create_model("squeezenet1_0", num_classes=10, stem="cifar")

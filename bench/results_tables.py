@@ -1,0 +1,115 @@
+"""Rebuild the tables of docs/results.md from the result files under docs/results/ (no training,
+no data needed): one command, whatever has finished so far.
+
+Each folder there holds one file per finished training (`points/*.json`, written by `squeezelab
+explore`, `squeezelab compare` and bench/cifar10_compress.py) and the recipe they share
+(`recipe.json`). A (point, seed) that has not finished yet is simply absent: a row shows the seeds
+it has.
+
+    python bench/results_tables.py [--root docs/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from squeezelab.analysis.store import accuracy_stats
+
+PAPER_BASE = {"base_e": 128, "incr_e": 128, "freq": 2, "pct3x3": 0.5, "squeeze_ratio": 0.125}
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((folder / "points").glob("*.json"))]
+
+
+def _by(records: list[dict], key) -> dict:
+    groups = defaultdict(list)
+    for record in records:
+        groups[key(record)].append(record)
+    return groups
+
+
+def _accuracy(records: list[dict]) -> str:
+    stats = accuracy_stats([r["accuracy"] for r in records])
+    spread = f" +- {100 * stats['accuracy_std']:.2f}" if stats["seeds"] > 1 else ""
+    return f"{100 * stats['accuracy_mean']:.2f}{spread} | {stats['seeds']}"
+
+
+def _minutes(records: list[dict]) -> str:
+    return f"{sum(r['seconds'] for r in records) / 60 / len(records):.1f}"
+
+
+def sweep_table(records: list[dict], field: str, label: str) -> str:
+    """Rows of one Figure 3 sweep: the points whose other metaparameters are SqueezeNet 1.0's."""
+    others = {k: v for k, v in PAPER_BASE.items() if k != field}
+    chosen = [r for r in records if r["point"]["bypass"] == "none"
+              and all(r["point"][k] == v for k, v in others.items())]
+    lines = [f"| {label} | params | fp32 MB | MMACs | test top-1 % (mean +- std) | seeds | minutes a run |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for value, group in sorted(_by(chosen, lambda r: r["point"][field]).items()):
+        r = group[0]
+        lines.append(f"| {value:g} | {r['params']:,} | {r['size_bytes'] / 1e6:.2f} | {r['macs'] / 1e6:.1f} | "
+                     f"{_accuracy(group)} | {_minutes(group)} |")
+    return "\n".join(lines)
+
+
+def bypass_table(records: list[dict]) -> str:
+    lines = ["| bypass | params | fp32 MB | MMACs | test top-1 % (mean +- std) | seeds | minutes a run |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    groups = _by(records, lambda r: r["point"]["bypass"])
+    for kind in ("none", "simple", "complex"):
+        if kind in groups:
+            r = groups[kind][0]
+            lines.append(f"| {kind} | {r['params']:,} | {r['size_bytes'] / 1e6:.2f} | {r['macs'] / 1e6:.1f} | "
+                         f"{_accuracy(groups[kind])} | {_minutes(groups[kind])} |")
+    return "\n".join(lines)
+
+
+def peers_table(folder: Path, records: list[dict]) -> str:
+    from squeezelab.analysis.compare import stem_of
+    from squeezelab.analysis.summary import summarize
+    from squeezelab.models import create_model
+
+    measured = {}
+    if (folder / "compare.json").is_file():
+        measured = {r["model"]: r for r in json.loads((folder / "compare.json").read_text())["rows"]}
+    lines = ["| model | stem | params | fp32 MB | MMACs | test top-1 % (mean +- std) | seeds | minutes a run "
+             "| eager ms (1 thread) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, group in _by(records, lambda r: r["model"]).items():
+        options = group[0]["model_options"]
+        size = summarize(create_model(name, **options).eval(), group[0]["image_size"])
+        latency = measured.get(name, {}).get("latency_ms")
+        lines.append(f"| {name} | {stem_of(name, options)} | {size.total_params:,} | {size.total_bytes / 1e6:.2f} | "
+                     f"{size.total_macs / 1e6:.1f} | {_accuracy(group)} | {_minutes(group)} | "
+                     f"{'-' if latency is None else f'{latency:.2f}'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
+    root = Path(parser.parse_args().root)
+    sections = []  # (title, folder, table)
+    if (root / "peers").is_dir():
+        sections.append(("SqueezeNet and its peers", "peers", peers_table(root / "peers", _records(root / "peers"))))
+    if (root / "design-space").is_dir():
+        records = _records(root / "design-space")
+        sections.append(("Squeeze ratio (Figure 3a)", "design-space", sweep_table(records, "squeeze_ratio", "SR")))
+        sections.append(("Share of 3x3 filters (Figure 3b)", "design-space", sweep_table(records, "pct3x3", "pct3x3")))
+    if (root / "bypass").is_dir():
+        sections.append(("Bypass (Table 3)", "bypass", bypass_table(_records(root / "bypass"))))
+    if (root / "deep-compression" / "table.md").is_file():
+        sections.append(("Deep Compression (Table 2)", "deep-compression",
+                         (root / "deep-compression" / "table.md").read_text().strip()))
+    for title, folder, table in sections:
+        print(f"### {title}\n\n{table}\n")
+        recipe = root / folder / "recipe.json"
+        if recipe.is_file():
+            print(f"recipe: `{json.dumps(json.loads(recipe.read_text()))}`\n")
+
+
+if __name__ == "__main__":
+    main()
