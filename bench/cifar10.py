@@ -55,7 +55,7 @@ def extract(archive: Path, cache: Path) -> Path:
 
 
 def subset(root: Path, cache: Path, train_per_class: int, test_per_class: int) -> Path:
-    """A smaller copy made of symlinks, for --quick."""
+    """A smaller copy made of symlinks, for --quick and --prepare."""
     small = cache / f"cifar10-jpg-{train_per_class}-{test_per_class}"
     if (small / ".complete").exists():
         return small

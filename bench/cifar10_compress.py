@@ -81,7 +81,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="end with the rows as one JSON line")
     args = parser.parse_args()
 
-    from squeezelab.analysis.store import read_unit, write_unit
+    from squeezelab.analysis.store import check_recipe, read_unit, write_unit
+    from squeezelab.errors import SqueezelabError
     from squeezelab.utils.atomic import atomic_write_text
 
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
@@ -92,12 +93,19 @@ def main() -> None:
         raise SystemExit(f"{args.data} needs train/ and test/ sub-folders (see bench/cifar10.py --prepare)")
     out = Path(args.out)
     rows = []
-    for setting in settings:
-        row = read_unit(out, setting, 0)
-        if row is None:
-            print(f"compressing with {setting}: {SETTINGS[setting] or 'the defaults'}", flush=True)
-            row = write_unit(out, setting, 0, compress_one(args.checkpoint, args.data, setting, args.threads))
-        rows.append(row)
+    try:
+        check_recipe(out, {"checkpoint": Path(args.checkpoint).name, "data": str(args.data)})  # one model, one data set
+        for setting in settings:
+            row = read_unit(out, setting, 0)
+            if row is not None and row["options"] != SETTINGS[setting]:
+                raise SqueezelabError(f"{out} holds a {setting} row made with other options ({row['options']}); "
+                                      "delete its file in points/ to compress it again")
+            if row is None:
+                print(f"compressing with {setting}: {SETTINGS[setting] or 'the defaults'}", flush=True)
+                row = write_unit(out, setting, 0, compress_one(args.checkpoint, args.data, setting, args.threads))
+            rows.append(row)
+    except SqueezelabError as exc:
+        raise SystemExit(f"cifar10_compress: {exc}") from None
     atomic_write_text(out / "table.md", table(rows) + "\n")
     print(table(rows))
     if args.json:

@@ -33,7 +33,7 @@ def _by(records: list[dict], key) -> dict:
 
 
 def _accuracy(records: list[dict]) -> str:
-    stats = accuracy_stats([r["accuracy"] for r in records])
+    stats = accuracy_stats(records)
     spread = f" +- {100 * stats['accuracy_std']:.2f}" if stats["seeds"] > 1 else ""
     return f"{100 * stats['accuracy_mean']:.2f}{spread} | {stats['seeds']}"
 

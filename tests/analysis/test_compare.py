@@ -96,3 +96,12 @@ def test_compare_without_data_lists_squeezenet_cifar_and_cifar_stems_on_small_in
     rows = compare(CompareConfig(models=None, input_size=32, min_seconds=0.02))["rows"]
     assert [r["model"] for r in rows] == ["squeezenet_cifar", *DEFAULT_MODELS]
     assert all(r["stem"] == "cifar" for r in rows)
+
+
+def test_an_unknown_model_or_an_impossible_stem_stops_before_anything_trains(tmp_path):
+    trainer = FakeTrainer()
+    with pytest.raises(SqueezelabError, match="nope"):
+        compare(CompareConfig(models=("squeezenet1_1", "nope"), data="synthetic", epochs=1), tmp_path, train_fn=trainer)
+    assert trainer.calls == []
+    with pytest.raises(SqueezelabError, match="has no cifar stem"):
+        compare(CompareConfig(models=("tv/squeezenet1_1",), stem="cifar", input_size=32, min_seconds=0.02))

@@ -32,4 +32,5 @@ def test_compare_on_train_and_test_folders_scores_final_models_on_test_over_seed
 
     again = cli("compare", "--data", root, "--models", "squeezenet1_1,tv/mobilenet_v3_small", "--epochs", "1",
                 "--seeds", "2", "--min-seconds", "0.02", "--out", out, "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["trained"] == 0  # the table rebuilds from the result files

@@ -85,3 +85,18 @@ def test_a_folder_of_runs_with_another_recipe_is_not_reused(tmp_path):
     with pytest.raises(SqueezelabError, match="different epochs, train_options"):
         explore(ExploreConfig({"sr": [0.25]}, seeds=1, epochs=2, train_options={"lr": 0.01}), tmp_path,
                 train_fn=FakeTrainer(), plots=False)
+
+
+def test_a_bypass_sweep_gives_every_point_the_same_classifier_norm(tmp_path):
+    trainer = FakeTrainer()
+    explore(ExploreConfig(bypass=("none", "simple"), seeds=1), tmp_path, train_fn=trainer, plots=False)
+    recipe = json.loads((tmp_path / "recipe.json").read_text())
+    assert recipe["model_options"] == {"head_norm": True} and recipe["score"] == "final model"
+
+
+def test_results_scored_on_different_images_are_never_averaged():
+    from squeezelab.analysis.store import accuracy_stats
+
+    assert accuracy_stats([{"accuracy": 0.5, "accuracy_on": "test"}])["accuracy_on"] == "test"
+    with pytest.raises(SqueezelabError, match="cannot be averaged"):
+        accuracy_stats([{"accuracy": 0.5, "accuracy_on": "test"}, {"accuracy": 0.6}])

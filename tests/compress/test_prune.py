@@ -47,7 +47,7 @@ def test_magnitude_keeps_the_largest_weights():
     assert weight[kept].abs().min() >= weight[~kept].abs().max()
 
 
-@pytest.mark.parametrize("options", [{}, {"batch_norm": True, "stem": "small"}])
+@pytest.mark.parametrize("options", [{}, {"batch_norm": True, "stem": "small"}, {"batch_norm": True, "head_norm": True}])
 def test_channel_pruning_keeps_function_at_zero_amount_and_rewrites_table(options):
     model = small_model(**options).eval()
     x = torch.randn(2, 3, 40, 40)

@@ -64,11 +64,18 @@ def test_unknown_or_missing_stems_are_one_clear_error():
         create_model("tv/squeezenet1_1", stem="cifar")
 
 
-def test_bypass_with_batch_norm_normalises_the_classifier_input_by_default():
-    def last(model):
-        return type(model.features[-1]).__name__
+def test_the_trainer_normalises_the_classifier_input_of_batch_norm_models_with_bypass():
+    from squeezelab.data import open_dataset
+    from squeezelab.train.run import default_model_config
 
-    assert last(create_model("squeezenet1_0", batch_norm=True, bypass="simple")) == "BatchNorm2d"
-    assert last(create_model("squeezenet1_0", batch_norm=True)) == "Fire"
-    assert last(create_model("squeezenet1_0", bypass="simple")) == "Fire"  # the paper's layout without batch norm
-    assert last(create_model("squeezenet1_0", batch_norm=True, head_norm=True)) == "BatchNorm2d"
+    def last(config):
+        return type(config.build().features[-1]).__name__
+
+    data = open_dataset("synthetic:n=8,classes=2")
+    assert last(default_model_config(data, "squeezenet1_0", bypass="simple")) == "BatchNorm2d"
+    assert last(default_model_config(data, "squeezenet1_0_complex_bypass")) == "BatchNorm2d"
+    assert last(default_model_config(data, "squeezenet1_0")) == "Fire"
+    assert last(default_model_config(data, "squeezenet1_0", bypass="simple", batch_norm=False)) == "Fire"
+    assert last(default_model_config(data, "squeezenet1_0", bypass="simple", head_norm=False)) == "Fire"
+    # the model's own default stays the paper's layout, so older files rebuild as they were saved
+    assert type(create_model("squeezenet1_0", batch_norm=True, bypass="simple").features[-1]).__name__ == "Fire"

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from squeezelab.analysis.store import accuracy_stats, check_recipe, read_unit, run_parallel, write_unit
+from squeezelab.analysis.store import SCORING, accuracy_stats, check_recipe, train_units, training_record, write_unit
 from squeezelab.errors import SqueezelabError
 from squeezelab.train.config import SMALL_IMAGE_MODEL, SMALL_IMAGE_SIZE
 from squeezelab.utils.atomic import atomic_write_text
@@ -65,8 +65,8 @@ class CompareConfig:
     def __post_init__(self):
         if self.stem not in STEM_CHOICES:
             raise SqueezelabError(f"--stem must be one of {', '.join(STEM_CHOICES)}, got {self.stem!r}")
-        if self.seeds < 1 or self.epochs < 1:
-            raise SqueezelabError("--seeds and --epochs must be >= 1")
+        if self.data is not None and (self.seeds < 1 or self.epochs < 1):
+            raise SqueezelabError(f"--seeds and --epochs must be >= 1, got --seeds {self.seeds} --epochs {self.epochs}")
 
 
 STEM_CHOICES = ("auto", "cifar", "imagenet")
@@ -78,16 +78,22 @@ def model_list(config: CompareConfig, small: bool) -> tuple[str, ...]:
     return (SMALL_IMAGE_MODEL,) + DEFAULT_MODELS if small else DEFAULT_MODELS
 
 
+def uses_cifar_stems(config: CompareConfig, small: bool) -> bool:
+    return config.stem == "cifar" or (config.stem == "auto" and small)
+
+
 def model_options(name: str, config: CompareConfig, small: bool) -> dict:
     """The options `name` is built and trained with: its stem for this image size, and for the
-    SqueezeNets `squeezenet_options` on top."""
+    SqueezeNets `squeezenet_options` on top. Under --stem auto a peer without a CIFAR stem keeps
+    its own; asked for explicitly, the model's builder refuses it in one line."""
     from squeezelab.models.peers import CIFAR_STEMS
     from squeezelab.models.registry import model_family
 
-    cifar = config.stem == "cifar" or (config.stem == "auto" and small)
+    cifar = uses_cifar_stems(config, small)
     if model_family(name) == "squeezenet":
         return {"stem": "cifar" if cifar else "standard", **config.squeezenet_options}
-    return {"stem": "cifar"} if cifar and name.removeprefix("tv/") in CIFAR_STEMS else {}
+    has_one = name.removeprefix("tv/") in CIFAR_STEMS
+    return {"stem": "cifar"} if cifar and (has_one or config.stem == "cifar") else {}
 
 
 def stem_of(name: str, options: dict) -> str:
@@ -169,21 +175,19 @@ class _Work:
     def __call__(self, unit: tuple[str, int], threads: int | None) -> dict:
         name, seed = unit
         config, key = self.config, _unit_key(name)
+        run_dir = self.out / "runs" / f"{key}-seed{seed}"
         result = self.train_fn(model=name, model_kwargs=model_options(name, config, self.small), data=config.data,
-                               epochs=config.epochs, seed=seed, out_dir=self.out / "runs" / f"{key}-seed{seed}",
-                               train_options=config.train_options, threads=threads, image_size=config.image_size)
-        record = {"model": name, "seed": seed, "accuracy": result["accuracy"],
-                  "accuracy_on": result.get("accuracy_on", "validation"), "epochs": result["epochs"],
-                  "seconds": result["seconds"], "image_size": result["image_size"],
-                  "num_classes": result["num_classes"], "model_options": result["model_options"],
-                  "run_dir": result.get("out")}
+                               epochs=config.epochs, seed=seed, out_dir=run_dir, train_options=config.train_options,
+                               threads=threads, image_size=config.image_size)
+        record = {"model": name, "seed": seed, **training_record(result), "run_dir": str(run_dir)}
         return write_unit(self.out, key, seed, record)
 
 
-def recipe_of(config: CompareConfig) -> dict:
+def recipe_of(config: CompareConfig, small: bool) -> dict:
     """What every training in one --out folder shares (models and seeds may grow between reruns)."""
-    return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs, "stem": config.stem,
-            "train_options": config.train_options, "squeezenet_options": config.squeezenet_options}
+    return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
+            "stem": "cifar" if uses_cifar_stems(config, small) else "imagenet", "train_options": config.train_options,
+            "squeezenet_options": config.squeezenet_options, "score": SCORING}
 
 
 def _is_small(config: CompareConfig) -> bool:
@@ -196,14 +200,22 @@ def _is_small(config: CompareConfig) -> bool:
     return open_dataset(DataConfig(config.data)).image_size <= SMALL_IMAGE_SIZE
 
 
-def _trained_row(name: str, records: list[dict], config: CompareConfig) -> dict:
+def _trained_model(name: str, record: dict):
+    """The first seed's trained model (the compressed size depends on the trained weights), or a
+    fresh one of the same architecture when its run folder is gone."""
     from squeezelab.models import create_model
+    from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
+    last = Path(record.get("run_dir") or "") / "last.pt"
+    if record.get("run_dir") and last.is_file():
+        return model_from_checkpoint(load_checkpoint(last)).eval()
+    return create_model(name, **record["model_options"]).eval()
+
+
+def _trained_row(name: str, records: list[dict], config: CompareConfig) -> dict:
     first = records[0]
-    model = create_model(name, **first["model_options"]).eval()
-    row = _measure(name, model, first["image_size"], config)
-    row.update(accuracy_stats([r["accuracy"] for r in records]), stem=stem_of(name, first["model_options"]),
-               accuracy_on=first["accuracy_on"], epochs=first["epochs"],
+    row = _measure(name, _trained_model(name, first), first["image_size"], config)
+    row.update(accuracy_stats(records), stem=stem_of(name, first["model_options"]), epochs=first["epochs"],
                train_seconds=round(sum(r["seconds"] for r in records), 1))
     row["accuracy"] = row["accuracy_mean"]
     return row
@@ -219,12 +231,15 @@ def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: C
     ['latency_ms', 'macs', 'params', 'size_bytes', 'stem']
     """
     from squeezelab.models import create_model
+    from squeezelab.models.registry import model_family
 
     if config.data is not None and out is None:
         raise SqueezelabError("training models for comparison needs --out DIR for their runs")
     out = Path(out) if out is not None else None
     small = _is_small(config)
     models = model_list(config, small)
+    for name in models:
+        model_family(name)  # an unknown name stops here, before anything trains
     if config.data is None:
         rows = []
         for i, name in enumerate(models, 1):
@@ -236,19 +251,14 @@ def compare(config: CompareConfig, out: str | Path | None = None, *, train_fn: C
     else:
         if train_fn is None:
             from squeezelab.analysis.training import train_model as train_fn
-        check_recipe(out, recipe_of(config))
+        check_recipe(out, recipe_of(config, small))
         units = [(name, seed) for name in models for seed in range(config.seeds)]
-        done = {u: r for u in units if (r := read_unit(out, _unit_key(u[0]), u[1])) is not None}
-        todo = [u for u in units if u not in done]
-        log(f"{len(units)} trainings ({len(models)} models x {config.seeds} seeds): {len(done)} finished, "
-            f"{len(todo)} to train, {config.epochs} epochs each")
-        for record in run_parallel(_Work(config, out, train_fn, small), todo, jobs,
-                                   describe=lambda u: f"{u[0]} seed {u[1]}", log=log):
-            done[(record["model"], record["seed"])] = record
+        log(f"{len(models)} models x {config.seeds} seeds, {config.epochs} epochs each")
+        done, trained = train_units(out, units, _unit_key, _Work(config, out, train_fn, small), jobs, log=log)
         rows = [_trained_row(name, [done[(name, s)] for s in range(config.seeds)], config) for name in models]
         result = {"data": config.data, "epochs": config.epochs, "seeds": config.seeds, "stem": config.stem,
-                  "train_options": config.train_options, "rows": rows, "trained": len(todo),
-                  "skipped": len(units) - len(todo), "files": {}}
+                  "train_options": config.train_options, "rows": rows, "trained": trained,
+                  "skipped": len(units) - trained, "files": {}}
     if out is not None:
         result["files"] = write_outputs(rows, out, plots=config.data is not None)
         atomic_write_text(out / "compare.json", json.dumps(result, indent=2))

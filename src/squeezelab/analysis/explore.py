@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from squeezelab.analysis.store import accuracy_stats, check_recipe, read_unit, run_parallel, write_unit
+from squeezelab.analysis.store import SCORING, accuracy_stats, check_recipe, train_units, training_record, write_unit
 from squeezelab.errors import SqueezelabError
 from squeezelab.models.squeezenet import Metaparameters
 from squeezelab.utils.atomic import atomic_write_text
@@ -64,6 +64,20 @@ class ExploreConfig:
     image_size: int | None = None  # None: the data's own size
     model_options: dict = dataclasses.field(default_factory=dict)  # stem, batch_norm, final_relu, ...
     train_options: dict = dataclasses.field(default_factory=dict)  # lr, batch_size, ... for the trainer
+
+    def __post_init__(self):
+        if self.seeds < 1 or self.epochs < 1:
+            raise SqueezelabError(f"--seeds and --epochs must be >= 1, got --seeds {self.seeds} --epochs {self.epochs}")
+
+
+def with_bypass_head_norm(config: ExploreConfig) -> ExploreConfig:
+    """With a bypass sweep, every point of the run normalises its classifier's input when the
+    trainer gives the bypass points that layer (batch norm, the default), so the bypass table
+    differs by the bypass alone (see `SqueezeNet`'s head_norm)."""
+    options = config.model_options
+    if not config.bypass or "head_norm" in options:
+        return config
+    return dataclasses.replace(config, model_options={**options, "head_norm": bool(options.get("batch_norm", True))})
 
 
 def parse_sweep(text: str) -> tuple[str, list[float]]:
@@ -138,14 +152,9 @@ def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn
         threads=threads, image_size=config.image_size,
     )
     size = summarize(create_model("squeezenet_meta", **result["model_options"]), result["image_size"])
-    record = {
-        "point": point.model_kwargs(), "key": point.key, "seed": seed,
-        "params": size.total_params, "macs": size.total_macs, "size_bytes": size.total_bytes,
-        "image_size": result["image_size"], "num_classes": result["num_classes"],
-        "accuracy": result["accuracy"], "accuracy_on": result.get("accuracy_on", "validation"),
-        "epochs": result["epochs"], "seconds": result["seconds"],
-        "model_options": result["model_options"], "run_dir": str(run_dir),
-    }
+    record = {"point": point.model_kwargs(), "key": point.key, "seed": seed, "params": size.total_params,
+              "macs": size.total_macs, "size_bytes": size.total_bytes, **training_record(result),
+              "run_dir": str(run_dir)}
     return write_unit(out, point.key, seed, record)
 
 
@@ -166,20 +175,18 @@ def recipe_of(config: ExploreConfig) -> dict:
     """What every run in one --out folder must share for its results to be comparable and reused
     (sweeps and seeds may grow between reruns; data, epochs and options may not)."""
     return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
-            "model_options": config.model_options, "train_options": config.train_options}
+            "model_options": config.model_options, "train_options": config.train_options, "score": SCORING}
 
 
 # ---------------------------------------------------------------- aggregation
 
 def aggregate(point: Point, records: list[dict]) -> dict:
     """One point's row: size figures and accuracy mean / spread (sample std, min, max) over seeds."""
-    accs = [r["accuracy"] for r in records]
     first = records[0]
     return {
         **point.model_kwargs(), "key": point.key,
         "params": first["params"], "macs": first["macs"], "size_bytes": first["size_bytes"],
-        **accuracy_stats(accs), "accuracy_on": first.get("accuracy_on", "validation"),
-        "train_seconds": sum(r["seconds"] for r in records),
+        **accuracy_stats(records), "train_seconds": sum(r["seconds"] for r in records),
     }
 
 
@@ -189,27 +196,21 @@ def explore(config: ExploreConfig, out: str | Path, *, train_fn: TrainFn | None 
 
     >>> explore(ExploreConfig({"sr": [0.25, 0.5]}, data="digits", epochs=1, seeds=1), "/tmp/sweep")  # doctest: +SKIP
     """
-    if config.seeds < 1:
-        raise SqueezelabError(f"--seeds must be >= 1, got {config.seeds}")
     out = Path(out)
     if train_fn is None:
         from squeezelab.analysis.training import train_model as train_fn
+    config = with_bypass_head_norm(config)
     groups = design_points(config.sweeps, config.bypass)
     points = unique_points(groups)
     check_recipe(out, recipe_of(config))
     units = [(p, seed) for p in points for seed in range(config.seeds)]
-    done = {(p.key, s): r for p, s in units if (r := read_unit(out, p.key, s)) is not None}
-    todo = [(p, s) for p, s in units if (p.key, s) not in done]
-    log(f"{len(units)} runs ({len(points)} points x {config.seeds} seeds): {len(done)} finished, {len(todo)} to train")
-    for record in run_parallel(_Work(config, out, train_fn), todo, jobs, describe=lambda u: f"{u[0].key} seed {u[1]}",
-                               log=log):
-        done[(record["key"], record["seed"])] = record
-    rows = {p.key: aggregate(p, [done[(p.key, s)] for s in range(config.seeds)]) for p in points}
+    done, trained = train_units(out, units, lambda p: p.key, _Work(config, out, train_fn), jobs, log=log)
+    rows = {p.key: aggregate(p, [done[(p, s)] for s in range(config.seeds)]) for p in points}
     result = {
         "data": config.data, "image_size": config.image_size, "epochs": config.epochs, "seeds": config.seeds,
         "model_options": config.model_options, "train_options": config.train_options,
         "sweeps": {name: [rows[p.key] for p in pts] for name, pts in groups.items()},
-        "trained": len(todo), "skipped": len(units) - len(todo),
+        "trained": trained, "skipped": len(units) - trained,
         "plots": {},
     }
     if plots:

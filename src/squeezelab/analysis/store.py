@@ -3,8 +3,8 @@
 Dozens of trainings do not fit in one sitting on a small machine, so each finished training is
 written atomically to `OUT/points/KEY-seedN.json` as soon as it ends; a rerun with the same
 arguments trains only what is missing and rebuilds every table from those files. `recipe.json`
-records what all of them share (data, epochs, options), and a rerun with another recipe is
-refused rather than mixed in.
+records what all of them share (data, epochs, options, how accuracy is scored), and a rerun with
+another recipe is refused rather than mixed in.
 """
 
 from __future__ import annotations
@@ -13,12 +13,17 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import pickle
 import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
 from squeezelab.errors import SqueezelabError
 from squeezelab.utils.atomic import atomic_write_text
+
+# How every stored accuracy is scored, part of each recipe: a folder written when results were
+# scored otherwise (the best epoch's validation top-1) is refused instead of averaged with these.
+SCORING = "final model"
 
 
 def unit_path(out: Path, key: str, seed: int) -> Path:
@@ -53,35 +58,70 @@ def check_recipe(out: Path, recipe: dict) -> None:
                               "pass another --out (or delete that folder) to train with this recipe")
 
 
+def training_record(result: dict) -> dict:
+    """What a store file keeps of one training (`analysis.training.train_model`'s result)."""
+    return {"accuracy": result["accuracy"], "accuracy_on": result.get("accuracy_on", "validation"),
+            "epochs": result["epochs"], "seconds": result["seconds"], "image_size": result["image_size"],
+            "num_classes": result["num_classes"], "model_options": result["model_options"],
+            "run_dir": result.get("out")}
+
+
+def train_units(out: Path, units: Sequence[tuple], key: Callable, work: Callable, jobs: int = 1,
+                log: Callable[[str], None] = lambda s: None) -> tuple[dict, int]:
+    """Every (item, seed) unit's record: read from the store when finished, else trained by
+    `work(unit, threads)` (which writes it). Returns {unit: record} and how many were trained."""
+    done = {unit: r for unit in units if (r := read_unit(out, key(unit[0]), unit[1])) is not None}
+    todo = [unit for unit in units if unit not in done]
+    log(f"{len(units)} trainings: {len(done)} finished before, {len(todo)} to train")
+    done.update(run_parallel(work, todo, jobs, describe=lambda u: f"{key(u[0])} seed {u[1]}", log=log))
+    return done, len(todo)
+
+
 def _call(args) -> dict:
     work, item, threads = args
     return work(item, threads)
 
 
 def run_parallel(work: Callable, items: Sequence, jobs: int = 1, describe: Callable = str,
-                 log: Callable[[str], None] = lambda s: None) -> list[dict]:
-    """`work(item, threads)` for every item, in `jobs` processes (spawned, so torch state is never
-    forked) sharing the cores; results in the order they finish. `work` must be picklable."""
+                 log: Callable[[str], None] = lambda s: None) -> list[tuple]:
+    """(item, work(item, threads)) for every item, in `jobs` processes (spawned, so torch state is
+    never forked) sharing the cores, in the order they finish. The first failure cancels what has
+    not started and is raised."""
     if jobs <= 1 or len(items) <= 1:
-        records = []
+        results = []
         for i, item in enumerate(items, 1):
             log(f"[{i}/{len(items)}] training {describe(item)}")
-            records.append(work(item, None))
-        return records
+            results.append((item, work(item, None)))
+        return results
+    try:
+        pickle.dumps(work)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise SqueezelabError(f"--jobs {jobs} needs a training function defined at module level ({exc}); "
+                              "pass --jobs 1") from None
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = {pool.submit(_call, (work, item, threads)): item for item in items}
-        records = []
-        for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            records.append(future.result())
-            log(f"[{i}/{len(items)}] finished {describe(futures[future])}")
-        return records
+        results = []
+        try:
+            for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                results.append((futures[future], future.result()))
+                log(f"[{i}/{len(items)}] finished {describe(futures[future])}")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        return results
 
 
-def accuracy_stats(accuracies: Sequence[float]) -> dict:
-    """Mean and spread over seeds (sample std: 0 for one seed), in the keys every table uses."""
-    return {"accuracy_mean": statistics.fmean(accuracies),
+def accuracy_stats(records: Sequence[dict]) -> dict:
+    """Mean and spread over seeds (sample std: 0 for one seed) of the records' accuracies, in the
+    keys every table uses, and which images they were scored on (one kind, or an error)."""
+    scored_on = {r.get("accuracy_on", "validation") for r in records}
+    if len(scored_on) > 1:
+        raise SqueezelabError(f"results scored on {' and '.join(sorted(scored_on))} images cannot be averaged; "
+                              "pass another --out to train them again")
+    accuracies = [r["accuracy"] for r in records]
+    return {"accuracy_on": scored_on.pop(), "accuracy_mean": statistics.fmean(accuracies),
             "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "accuracy_min": min(accuracies), "accuracy_max": max(accuracies), "seeds": len(accuracies),
             "accuracies": list(accuracies)}

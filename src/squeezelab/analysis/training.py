@@ -41,9 +41,15 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
 
 
 def final_accuracy(result: dict, data: str, threads: int | None = None) -> dict:
-    """The final model's top-1: on `data`/test/ when the folder has one, else its last validation."""
-    test = Path(data).expanduser() / "test"
-    if not test.is_dir():
+    """The final model's top-1: on all of `data`/test/ for a folder with train/ and test/ (and no
+    val/, which the trainer would validate on instead); otherwise its last validation, which for
+    the pickled CIFAR sets (`cifar10:ROOT`) is their test batch."""
+    kind, sep, _ = data.partition(":")
+    if sep and kind in ("cifar10", "cifar100"):
+        return {"accuracy": result["final_val_acc"], "accuracy_on": "test"}
+    folder = Path(data).expanduser()
+    test = folder / "test"
+    if not (test.is_dir() and (folder / "train").is_dir() and not (folder / "val").is_dir()):
         return {"accuracy": result["final_val_acc"], "accuracy_on": "validation"}
     from squeezelab.evaluate.files import evaluate_file
 

@@ -53,8 +53,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=5, help="the same fixed budget for every model (default 5)")
     p.add_argument("--seeds", type=int, default=2, help="trainings per model: accuracy mean and spread (default 2)")
     p.add_argument("--stem", choices=["auto", "cifar", "imagenet"], default="auto",
-                   help="auto (default): CIFAR-port stems for every model on images of 64 px or less, so all "
-                        "end at a 4x4 map from 32 px; ImageNet stems otherwise")
+                   help="auto (default): CIFAR-port stems for every model on images of 64 px or less, so a 32 px "
+                        "image ends at about 4x4 in all of them; ImageNet stems otherwise")
     p.add_argument("--jobs", type=int, default=1, help="train this many models at once in separate processes")
     p.add_argument("--no-train", action="store_true", help="only measure params, MACs, size and latency")
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=None,
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> None:
                    help="threads for latency (default 1: the figure that repeats on a shared machine; 0: all cores)")
     p.add_argument("--train-option", action="append", metavar="KEY=VALUE", help="e.g. lr=0.1")
     p.add_argument("--squeezenet-option", action="append", metavar="KEY=VALUE",
-                   help="option for the SqueezeNet models only (peers stay torchvision's), e.g. stem=standard")
+                   help="option for the SqueezeNet models only, e.g. stem=small (wins over --stem)")
     p.add_argument("--out", help="write compare.md, compare.csv, compare.json and the plots here")
     p.add_argument("--json", action="store_true", help="print {data, rows: [...]} as JSON")
     p.set_defaults(func=run_compare)

@@ -226,6 +226,8 @@ def _copy_sliced(old: nn.Module, new: nn.Module, keeps: dict) -> None:
         elif isinstance(old_layer, nn.Conv2d):  # a conv row after a Fire takes its kept channels
             _slice_into(new_layer, old_layer, None, in_idx)
             in_idx = None
+        elif isinstance(old_layer, nn.BatchNorm2d) and in_idx is not None:  # head_norm: the last Fire's channels
+            _slice_into(new_layer, old_layer, in_idx)
         else:  # pools, ReLUs, the stem's batch norm: shapes unchanged
             new_layer.load_state_dict(old_layer.state_dict())
     final_old, final_new = old.classifier[1], new.classifier[1]

@@ -39,7 +39,7 @@ def _squeezenet(weights_for: str, table: Sequence[Row], *, weights, weights_file
 @register_model()
 def squeezenet1_0(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    bypass: str = "none", final_relu: bool = True, head_norm: bool = False, stem: str = "standard",
     in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
     weights_file: str | None = None,
 ) -> SqueezeNet:
@@ -52,7 +52,7 @@ def squeezenet1_0(
 @register_model()
 def squeezenet1_1(
     *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    bypass: str = "none", final_relu: bool = True, head_norm: bool = False, stem: str = "standard",
     in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
     weights_file: str | None = None,
 ) -> SqueezeNet:
@@ -65,7 +65,7 @@ def squeezenet1_1(
 @register_model()
 def squeezenet_cifar(
     *, num_classes: int = 10, dropout: float = 0.0, batch_norm: bool = True, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = False, head_norm: bool | None = None, stem: str = "standard",
+    bypass: str = "none", final_relu: bool = False, head_norm: bool = False, stem: str = "standard",
     in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
     weights_file: str | None = None,
 ) -> SqueezeNet:
@@ -83,7 +83,7 @@ def _bypass_variant(base, bypass: str, doc: str):
 
     def builder(
         *, num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-        final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard", in_chans: int = 3,
+        final_relu: bool = True, head_norm: bool = False, stem: str = "standard", in_chans: int = 3,
         table: Sequence[Row] | None = None, weights: str | Weights | None = None, weights_file: str | None = None,
     ) -> SqueezeNet:
         return base(num_classes=num_classes, dropout=dropout, batch_norm=batch_norm, se_ratio=se_ratio,
@@ -111,7 +111,7 @@ def squeezenet_meta(
     *, base_e: int = PAPER.base_e, incr_e: int = PAPER.incr_e, freq: int = PAPER.freq, pct3x3: float = PAPER.pct3x3,
     squeeze_ratio: float = PAPER.squeeze_ratio,
     num_classes: int = 1000, dropout: float = 0.5, batch_norm: bool = False, se_ratio: float = 0.0,
-    bypass: str = "none", final_relu: bool = True, head_norm: bool | None = None, stem: str = "standard",
+    bypass: str = "none", final_relu: bool = True, head_norm: bool = False, stem: str = "standard",
     in_chans: int = 3, table: Sequence[Row] | None = None, weights: str | Weights | None = None,
     weights_file: str | None = None,
 ) -> SqueezeNet:

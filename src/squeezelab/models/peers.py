@@ -92,8 +92,7 @@ def reset_classifier(model: nn.Module, num_classes: int) -> None:
         new = nn.Linear(old.in_features, num_classes)
     else:
         new = nn.Conv2d(old.in_channels, num_classes, kernel_size=1)
-    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-    setattr(parent, name.rpartition(".")[2], new)
+    _replace(model, name, new)
     model.num_classes = num_classes
 
 
@@ -118,5 +117,6 @@ def _build_peer(tv_name: str, *, num_classes: int = 1000, stem: str = "imagenet"
 
 for _name in PEERS:
     register_model(
-        f"tv/{_name}", family="peer", description=f"torchvision's {_name}, unchanged (the reference)"
+        f"tv/{_name}", family="peer",
+        description=f"torchvision's {_name} (the reference); stem='cifar' adapts it to 32 px images"
     )(functools.partial(_build_peer, _name))

@@ -204,12 +204,13 @@ class SqueezeNet(nn.Module):
     compatibility) but can die and zero every logit when training from scratch:
     `final_relu=False` replaces it with an identity.
 
-    `head_norm` ends `features` with a batch norm of the classifier's input. None (the default)
-    turns it on for batch-norm models with bypass: their Fire outputs are sums of non-negative
-    maps, whose mean grows along the bypass chain, and the final conv's gradient follows that
-    mean, so the logits swing to the hundreds within 20 steps at a rate of 0.03 and training
-    stalls (measured on CIFAR-10: bypass diverged where the plain model trained); normalising
-    the classifier's input removes it. Bypass without batch norm keeps the paper's layout.
+    `head_norm` ends `features` with a batch norm of the classifier's input (off: the paper's and
+    torchvision's layout). The trainer turns it on for batch-norm models with bypass
+    (`train.run.default_model_config`): their Fire outputs are sums of non-negative maps whose
+    mean grows along the bypass chain, the final conv's gradient follows that mean, and the logits
+    swing to the hundreds within 20 steps at a rate of 0.03 (measured on CIFAR-10, where bypass
+    then trained no better than chance while the plain model learned); normalising the
+    classifier's input removes it.
     """
 
     def __init__(
@@ -223,7 +224,7 @@ class SqueezeNet(nn.Module):
         batch_norm: bool = False,
         se_ratio: float = 0.0,
         final_relu: bool = True,
-        head_norm: bool | None = None,
+        head_norm: bool = False,
     ):
         super().__init__()
         if bypass not in BYPASS_KINDS:
@@ -237,8 +238,6 @@ class SqueezeNet(nn.Module):
         self.min_input_size = min_input_size(self.table)
         layers, self.layer_names, channels = _feature_layers(self.table, in_chans, batch_norm=batch_norm,
                                                              se_ratio=se_ratio, bypass=bypass)
-        if head_norm is None:
-            head_norm = batch_norm and bypass != "none"
         if head_norm:
             self.layer_names[f"features.{len(layers)}"] = "head_bn"
             layers.append(nn.BatchNorm2d(channels))

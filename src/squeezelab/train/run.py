@@ -44,13 +44,18 @@ def default_model_config(data: Dataset, name: str | None = None, **options) -> M
     or less `squeezenet_cifar` (its own defaults: batch norm, no final ReLU); otherwise, and for
     any other SqueezeNet named, batch norm, no ReLU after the final conv, and the small stem (3x3
     stride 1, no first pool) for small images, where the standard stem would shrink a 32x32
-    image to 7x7 at once."""
+    image to 7x7 at once. A batch-norm SqueezeNet with bypass also normalises its classifier's
+    input (`head_norm`: without it the logits run away within 20 steps, see `SqueezeNet`)."""
     small = data.image_size <= SMALL_IMAGE_SIZE
     name = name or (SMALL_IMAGE_MODEL if small else DEFAULT_MODEL)
     defaults = {"num_classes": data.num_classes}
     if name.startswith("squeezenet") and name != SMALL_IMAGE_MODEL:
         defaults.update(batch_norm=True, final_relu=False, stem="small" if small else "standard")
-    return ModelConfig(name, {**defaults, **{k: v for k, v in options.items() if v is not None}})
+    chosen = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    bypass = chosen.get("bypass", "none") != "none" or name.endswith("_bypass")
+    if name.startswith("squeezenet") and chosen.get("batch_norm") and bypass:
+        chosen.setdefault("head_norm", True)
+    return ModelConfig(name, chosen)
 
 
 def choose_model_config(data: Dataset, name: str | None = None, pretrained: Pretrained | None = None,
