@@ -10,7 +10,9 @@ fine-tuning on DATA/train/ (the validation split it reports on is held out of tr
     top-1         on the test images, before (checkpoint) and after (the decoded .sqz)
 
 Settings: `default` is `squeezelab compress` with no options; `paper-8bit` and `paper-6bit` are
-the paper's (a third of the weights kept in every layer, 8-bit and 6-bit shared weights). Each
+the paper's (a third of the weights kept in every layer, 8-bit and 6-bit shared weights);
+`paper-8bit-no-finetune` the paper's 8-bit setting without any fine-tuning; `share-8bit` and
+`share-5bit` weight sharing and Huffman coding alone (nothing pruned, no fine-tuning). Each
 finished setting is written to OUT/points/SETTING-seed0.json, so a rerun only compresses what is
 missing and rebuilds the table from the files.
 
@@ -32,6 +34,11 @@ SETTINGS = {
     "default": {},
     "paper-8bit": {"layer_policy": "uniform", "sparsity_3x3": 0.67, "bits": 8},
     "paper-6bit": {"layer_policy": "uniform", "sparsity_3x3": 0.67, "bits": 6},
+    # the paper's 8-bit setting with no fine-tuning at all: what pruning and sharing alone cost
+    "paper-8bit-no-finetune": {"layer_policy": "uniform", "sparsity_3x3": 0.67, "bits": 8, "finetune_epochs": 0},
+    # weight sharing and Huffman coding alone (nothing pruned, no fine-tuning)
+    "share-8bit": {"layer_policy": "uniform", "sparsity_3x3": 0.0, "bits": 8, "finetune_epochs": 0},
+    "share-5bit": {"layer_policy": "uniform", "sparsity_3x3": 0.0, "bits": 5, "finetune_epochs": 0},
 }
 
 
@@ -63,23 +70,18 @@ def compress_one(checkpoint: str, data: str, setting: str, threads: int) -> dict
     }
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| setting | fp32 bytes | .sqz bytes | ratio | top-1 before | top-1 after (decoded) | points lost |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['setting']} | {r['fp32_bytes']:,} | {r['sqz_bytes']:,} | {r['ratio']:.1f}x | "
-              f"{100 * r['top1_before']:.2f}% | {100 * r['top1_after']:.2f}% | {r['points_lost']:.2f} |" for r in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a CIFAR-10 model (.pt), e.g. from bench/cifar10.py --save")
     parser.add_argument("--data", required=True, help="a folder with train/ (fine-tuning) and test/ (scoring)")
     parser.add_argument("--out", required=True, help="result files and table.md go here")
-    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, from {', '.join(SETTINGS)}")
+    parser.add_argument("--settings", default="default,paper-8bit,paper-6bit",
+                        help=f"comma-separated, from {', '.join(SETTINGS)} (default: the first three)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true", help="end with the rows as one JSON line")
     args = parser.parse_args()
+
+    from results_tables import compression_table  # this folder, on the path of a script run from it
 
     from squeezelab.analysis.store import check_recipe, read_unit, write_unit
     from squeezelab.errors import SqueezelabError
@@ -106,8 +108,8 @@ def main() -> None:
             rows.append(row)
     except SqueezelabError as exc:
         raise SystemExit(f"cifar10_compress: {exc}") from None
-    atomic_write_text(out / "table.md", table(rows) + "\n")
-    print(table(rows))
+    atomic_write_text(out / "table.md", compression_table(rows) + "\n")
+    print(compression_table(rows))
     if args.json:
         print(json.dumps(rows))
 

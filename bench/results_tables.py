@@ -1,8 +1,8 @@
 """Rebuild the tables of docs/results.md from the result files under docs/results/ (no training,
 no data needed): one command, whatever has finished so far.
 
-Each folder there holds one file per finished training (`points/*.json`, written by `squeezelab
-explore`, `squeezelab compare` and bench/cifar10_compress.py) and the recipe they share
+Each folder there holds one file per finished training or compression (`points/*.json`, written
+by `squeezelab explore`, `squeezelab compare` and bench/cifar10_compress.py) and what they share
 (`recipe.json`). A (point, seed) that has not finished yet is simply absent: a row shows the seeds
 it has.
 
@@ -88,6 +88,15 @@ def peers_table(folder: Path, records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compression_table(rows: list[dict]) -> str:
+    """The paper's Table 2 columns, one row per compression setting (bench/cifar10_compress.py)."""
+    lines = ["| setting | fp32 bytes | .sqz bytes | ratio | test top-1 before | after (decoded .sqz) | points lost |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['setting']} | {r['fp32_bytes']:,} | {r['sqz_bytes']:,} | {r['ratio']:.1f}x | "
+              f"{100 * r['top1_before']:.2f}% | {100 * r['top1_after']:.2f}% | {r['points_lost']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
@@ -101,9 +110,9 @@ def main() -> None:
         sections.append(("Share of 3x3 filters (Figure 3b)", "design-space", sweep_table(records, "pct3x3", "pct3x3")))
     if (root / "bypass").is_dir():
         sections.append(("Bypass (Table 3)", "bypass", bypass_table(_records(root / "bypass"))))
-    if (root / "deep-compression" / "table.md").is_file():
+    if (root / "deep-compression").is_dir():
         sections.append(("Deep Compression (Table 2)", "deep-compression",
-                         (root / "deep-compression" / "table.md").read_text().strip()))
+                         compression_table(_records(root / "deep-compression"))))
     for title, folder, table in sections:
         print(f"### {title}\n\n{table}\n")
         recipe = root / folder / "recipe.json"

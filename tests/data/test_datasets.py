@@ -130,3 +130,15 @@ def test_folder_with_train_and_test_holds_validation_out_of_train(tmp_path):
     assert all(path.startswith("train/") for path in data.config.split["val"])
     reopened = open_dataset(data.config)  # the recorded split replays
     assert reopened.config.split == data.config.split and len(reopened.val) == 3
+
+
+def test_calibration_batches_drawn_plain_in_random_order_cover_every_class(tmp_path):
+    """A folder lists one class after another: calibration that reads only the first batches in
+    file order saw the first classes alone (batch-norm statistics of `compress` lost points)."""
+    data = open_dataset(DataConfig(str(make_folder(tmp_path / "photos", per_class=8)), val_fraction=0.25))
+    ordered = next(data.batches("train", 6, train=False))[1]
+    shuffled = next(data.batches("train", 6, train=False, shuffle=True))
+    assert len(set(ordered.tolist())) == 1  # file order: the first class only
+    assert len(set(shuffled[1].tolist())) > 1
+    again = next(data.batches("train", 6, train=False, shuffle=True))
+    assert torch.equal(shuffled[0], again[0])  # seeded, and without augmentation

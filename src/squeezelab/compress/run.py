@@ -68,7 +68,8 @@ def compress_checkpoint(
         return evaluate(m, data).top1
 
     def calibrate(m) -> None:
-        recalibrate_batch_norm_(m, data.batches("train", batch_size, train=False), num_batches=50)
+        # shuffled: the first 50 batches of a folder in file order would hold only its first classes
+        recalibrate_batch_norm_(m, data.batches("train", batch_size, train=False, shuffle=True), num_batches=50)
 
     blob, report, decoded = compress_model(
         model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, log=log,

@@ -41,11 +41,13 @@ class Dataset:
 
     def batches(self, split: str = "train", batch_size: int = 128, *, train: bool | None = None, epoch: int = 0,
                 seed: int | None = None, rank: int = 0, world_size: int = 1, drop_last: bool | None = None,
-                workers: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                workers: int | None = None, shuffle: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Normalised float batches (N, 3, S, S) and int64 labels of `split` ("train" or "val").
 
         train (default: split == "train") shuffles with seed + epoch and augments; evaluation
-        batches keep the file order. Under data-parallel training each rank gets every
+        batches keep the file order. `shuffle=True` with `train=False` draws plain images in a
+        seeded random order: what a caller that reads only the first batches needs (batch-norm
+        or int8 calibration), since a folder's file order is one class after another. Under data-parallel training each rank gets every
         `world_size`-th item (training: a DistributedSampler over a seeded permutation).
 
         >>> data = open_dataset(DataConfig("synthetic:n=32,classes=2"))
@@ -57,8 +59,8 @@ class Dataset:
         train = split == "train" if train is None else train
         seed = self.config.seed if seed is None else seed
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
-        indices = _indices(len(part), train=train, generator=generator, rank=rank, world_size=world_size,
-                           seed=seed, epoch=epoch)
+        indices = _indices(len(part), shuffle=train if shuffle is None else shuffle, generator=generator, rank=rank,
+                           world_size=world_size, seed=seed, epoch=epoch)
         # a ragged last batch is dropped once there are several full ones; a small set keeps it,
         # or 96 images at batch 64 would train on 64 of them an epoch
         if train and (drop_last if drop_last is not None else len(indices) >= 4 * batch_size):
@@ -72,17 +74,17 @@ class Dataset:
             yield self.preprocessing.normalize(images), labels
 
 
-def _indices(n: int, *, train: bool, generator: torch.Generator, rank: int, world_size: int, seed: int,
+def _indices(n: int, *, shuffle: bool, generator: torch.Generator, rank: int, world_size: int, seed: int,
              epoch: int) -> torch.Tensor:
     if world_size > 1:
-        if train:
+        if shuffle:
             from torch.utils.data.distributed import DistributedSampler
 
             sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
             sampler.set_epoch(epoch)
             return torch.tensor(list(sampler), dtype=torch.long)
         return torch.arange(rank, n, world_size)
-    return torch.randperm(n, generator=generator) if train else torch.arange(n)
+    return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
 
 def check_classes(classes: list[str], where: str) -> None:

@@ -68,7 +68,7 @@ def _data_spec_batches(spec: str, preprocessing: Preprocessing, limit: int, batc
 
     dataset = open_dataset(DataConfig(spec, image_size=preprocessing.crop))
     batches, count = [], 0
-    for images, _ in dataset.batches("train", batch_size, train=False):
+    for images, _ in dataset.batches("train", batch_size, train=False, shuffle=True):  # every class, not the first
         batches.append(_renormalize(images, dataset.preprocessing, preprocessing)[: limit - count])
         count += len(batches[-1])
         if count >= limit:
