@@ -1,0 +1,35 @@
+"""bench/results_tables.py rebuilds the results tables from result files alone (no data, no training)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "results_tables.py"
+BASE = {"base_e": 128, "incr_e": 128, "freq": 2, "pct3x3": 0.5, "squeeze_ratio": 0.125}
+
+
+def _write(folder: Path, name: str, record: dict) -> None:
+    (folder / "points").mkdir(parents=True, exist_ok=True)
+    (folder / "points" / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
+    for seed, accuracy in ((0, 0.60), (1, 0.64)):
+        _write(tmp_path / "bypass", f"none-seed{seed}", {
+            "point": {**BASE, "bypass": "none"}, "seed": seed, "accuracy": accuracy, "accuracy_on": "test",
+            "params": 733_034, "size_bytes": 2_960_000, "macs": 52_500_000, "seconds": 600})
+    _write(tmp_path / "peers", "squeezenet1_1-seed0", {
+        "model": "squeezenet1_1", "seed": 0, "accuracy": 0.7, "accuracy_on": "test", "seconds": 60, "image_size": 32,
+        "model_options": {"num_classes": 10, "stem": "cifar", "batch_norm": True}})
+    _write(tmp_path / "deep-compression", "paper-8bit-seed0", {
+        "setting": "paper-8bit", "fp32_bytes": 2_747_560, "sqz_bytes": 305_460, "ratio": 9.0, "top1_before": 0.8713,
+        "top1_after": 0.8159, "points_lost": 5.54})
+    done = subprocess.run([sys.executable, str(BENCH), "--root", str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| none | 733,034 | 2.96 | 52.5 | 62.00 +- 2.83 | 2 | 10.0 |" in done.stdout
+    assert "| squeezenet1_1 | cifar | " in done.stdout and "| 70.00 | 1 |" in done.stdout
+    assert "| paper-8bit | 2,747,560 | 305,460 | 9.0x | 87.13% | 81.59% | 5.54 |" in done.stdout
