@@ -125,8 +125,8 @@ def test_a_data_spec_goes_through_squeezelab_data(monkeypatch):
     class FakeDataset:
         preprocessing = source
 
-        def batches(self, split, batch_size, train=None):
-            assert split == "train" and train is False
+        def batches(self, split, batch_size, train=None, shuffle=None):
+            assert split == "train" and train is False and shuffle is True  # plain images, every class
             for i in range(0, 10, batch_size):
                 yield source.normalize(pixels[i:i + batch_size]), torch.zeros(len(pixels[i:i + batch_size]))
 
