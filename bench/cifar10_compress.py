@@ -14,7 +14,7 @@ the paper's (a third of the weights kept in every layer, 8-bit and 6-bit shared 
 `paper-8bit-no-finetune` the paper's 8-bit setting without any fine-tuning; `share-8bit` and
 `share-5bit` weight sharing and Huffman coding alone (nothing pruned, no fine-tuning). Each
 finished setting is written to OUT/points/SETTING-seed0.json, so a rerun only compresses what is
-missing and rebuilds the table from the files.
+missing; bench/results_tables.py builds the table of every setting there.
 
     python bench/cifar10.py --json --seed 1 --save cifar10-seed1.pt        # the model (about 55 min)
     python bench/cifar10_compress.py cifar10-seed1.pt --data "$(python bench/cifar10.py --prepare 1000)" \\
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a CIFAR-10 model (.pt), e.g. from bench/cifar10.py --save")
     parser.add_argument("--data", required=True, help="a folder with train/ (fine-tuning) and test/ (scoring)")
-    parser.add_argument("--out", required=True, help="result files and table.md go here")
+    parser.add_argument("--out", required=True, help="one result file per setting goes here (points/)")
     parser.add_argument("--settings", default="default,paper-8bit,paper-6bit",
                         help=f"comma-separated, from {', '.join(SETTINGS)} (default: the first three)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -85,7 +85,6 @@ def main() -> None:
 
     from squeezelab.analysis.store import check_recipe, read_unit, write_unit
     from squeezelab.errors import SqueezelabError
-    from squeezelab.utils.atomic import atomic_write_text
 
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [s for s in settings if s not in SETTINGS]
@@ -108,8 +107,7 @@ def main() -> None:
             rows.append(row)
     except SqueezelabError as exc:
         raise SystemExit(f"cifar10_compress: {exc}") from None
-    atomic_write_text(out / "table.md", compression_table(rows) + "\n")
-    print(compression_table(rows))
+    print(compression_table(rows))  # bench/results_tables.py rebuilds it from every row in OUT
     if args.json:
         print(json.dumps(rows))
 
