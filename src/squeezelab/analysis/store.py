@@ -62,8 +62,7 @@ def training_record(result: dict) -> dict:
     """What a store file keeps of one training (`analysis.training.train_model`'s result)."""
     return {"accuracy": result["accuracy"], "accuracy_on": result.get("accuracy_on", "validation"),
             "epochs": result["epochs"], "seconds": result["seconds"], "image_size": result["image_size"],
-            "num_classes": result["num_classes"], "model_options": result["model_options"],
-            "run_dir": result.get("out")}
+            "num_classes": result["num_classes"], "model_options": result["model_options"]}
 
 
 def train_units(out: Path, units: Sequence[tuple], key: Callable, work: Callable, jobs: int = 1,
