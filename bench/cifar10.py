@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="registry name (default: the small-image recipe's)")
     parser.add_argument("--table", default=None, help="a SqueezeNet layer table as JSON rows, e.g. "
                         "'[[\"conv\",32,3,1,1],[\"fire\",16,32,32],[\"pool\"],...]' (models/squeezenet.py)")
+    parser.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                        help="a model option, repeatable, e.g. --model-option bypass=simple")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
@@ -129,6 +131,7 @@ def main() -> None:
 
     from squeezelab import runtime
     from squeezelab.analysis.summary import summarize
+    from squeezelab.cli.analysis import parse_options
     from squeezelab.evaluate import evaluate
     from squeezelab.train.config import TrainConfig
     from squeezelab.train.run import default_model_config, use_translation
@@ -145,7 +148,8 @@ def main() -> None:
         data.image_size, len(data.train))
     use_translation(data, config)
     rows = json.loads(args.table) if args.table else None
-    model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows])
+    options = parse_options(args.model_option, "--model-option")
+    model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)
     speed = runtime.SpeedConfig()
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
@@ -163,7 +167,7 @@ def main() -> None:
     figures = {
         "test_acc": round(test.top1, 4), "test_acc_tta": round(test_tta.top1, 4),
         "minutes": round((time.perf_counter() - START) / 60, 2), "epochs": config.epochs,
-        "model": model_config.name, "table": rows, "params": summary.total_params, "macs": summary.total_macs,
+        "model": model_config.name, "model_options": options, "table": rows, "params": summary.total_params, "macs": summary.total_macs,
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
         "test_images": len(data.val), "threads": torch.get_num_threads(), "quick": args.quick,

@@ -97,27 +97,40 @@ def compression_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+TITLES = {"peers": "SqueezeNet and its peers", "bypass": "Bypass (Table 3)",
+          "deep-compression": "Deep Compression (Table 2)"}
+
+
+def tables(folder: Path) -> list[tuple[str, str]]:
+    """(title, table) for one result folder, by what its points hold: a compression `setting`, an
+    explore `point` (a Figure 3 sweep or a bypass comparison) or a compare `model`."""
+    records = _records(folder)
+    if not records:
+        return []
+    title = TITLES.get(folder.name, folder.name)
+    if "setting" in records[0]:
+        return [(title, compression_table(records))]
+    if "point" not in records[0]:
+        return [(title, peers_table(folder, records))]
+    if folder.name == "design-space":
+        return [("Squeeze ratio (Figure 3a)", sweep_table(records, "squeeze_ratio", "SR")),
+                ("Share of 3x3 filters (Figure 3b)", sweep_table(records, "pct3x3", "pct3x3"))]
+    return [(title, bypass_table(records))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
     root = Path(parser.parse_args().root)
-    sections = []  # (title, folder, table)
-    if (root / "peers").is_dir():
-        sections.append(("SqueezeNet and its peers", "peers", peers_table(root / "peers", _records(root / "peers"))))
-    if (root / "design-space").is_dir():
-        records = _records(root / "design-space")
-        sections.append(("Squeeze ratio (Figure 3a)", "design-space", sweep_table(records, "squeeze_ratio", "SR")))
-        sections.append(("Share of 3x3 filters (Figure 3b)", "design-space", sweep_table(records, "pct3x3", "pct3x3")))
-    if (root / "bypass").is_dir():
-        sections.append(("Bypass (Table 3)", "bypass", bypass_table(_records(root / "bypass"))))
-    if (root / "deep-compression").is_dir():
-        sections.append(("Deep Compression (Table 2)", "deep-compression",
-                         compression_table(_records(root / "deep-compression"))))
-    for title, folder, table in sections:
-        print(f"### {title}\n\n{table}\n")
-        recipe = root / folder / "recipe.json"
-        if recipe.is_file():
-            print(f"recipe: `{json.dumps(json.loads(recipe.read_text()))}`\n")
+    order = ("peers", "design-space", "bypass", "deep-compression")  # the page's, then any other folder
+    folders = [path for path in root.iterdir() if (path / "points").is_dir()]
+    for folder in sorted(folders, key=lambda path: (order.index(path.name) if path.name in order else len(order),
+                                                    path.name)):
+        for title, table in tables(folder):
+            print(f"### {title}\n\n{table}\n")
+            recipe = folder / "recipe.json"
+            if recipe.is_file():
+                print(f"recipe: `{json.dumps(json.loads(recipe.read_text()))}`\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
     _write(tmp_path / "peers", "squeezenet1_1-seed0", {
         "model": "squeezenet1_1", "seed": 0, "accuracy": 0.7, "accuracy_on": "test", "seconds": 60, "image_size": 32,
         "model_options": {"num_classes": 10, "stem": "cifar", "batch_norm": True}})
+    _write(tmp_path / "squeezenet-cifar-bypass", "squeezenet_cifar-seed0", {
+        "model": "squeezenet_cifar", "seed": 0, "accuracy": 0.6894, "accuracy_on": "test", "seconds": 500,
+        "image_size": 32, "model_options": {"num_classes": 10, "stem": "cifar", "bypass": "simple", "head_norm": True}})
     _write(tmp_path / "deep-compression", "paper-8bit-seed0", {
         "setting": "paper-8bit", "fp32_bytes": 2_747_560, "sqz_bytes": 305_460, "ratio": 9.0, "top1_before": 0.8713,
         "top1_after": 0.8159, "points_lost": 5.54})
@@ -32,4 +35,5 @@ def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| none | 733,034 | 2.96 | 52.5 | 62.00 +- 2.83 | 2 | 10.0 |" in done.stdout
     assert "| squeezenet1_1 | cifar | " in done.stdout and "| 70.00 | 1 |" in done.stdout
+    assert "### squeezenet-cifar-bypass" in done.stdout and "| 68.94 | 1 |" in done.stdout
     assert "| paper-8bit | 2,747,560 | 305,460 | 9.0x | 87.13% | 81.59% | 5.54 |" in done.stdout

@@ -74,6 +74,7 @@ def test_the_trainer_normalises_the_classifier_input_of_batch_norm_models_with_b
     data = open_dataset("synthetic:n=8,classes=2")
     assert last(default_model_config(data, "squeezenet1_0", bypass="simple")) == "BatchNorm2d"
     assert last(default_model_config(data, "squeezenet1_0_complex_bypass")) == "BatchNorm2d"
+    assert last(default_model_config(data, "squeezenet_cifar", bypass="simple")) == "BatchNorm2d"  # batch norm by default
     assert last(default_model_config(data, "squeezenet1_0")) == "Fire"
     assert last(default_model_config(data, "squeezenet1_0", bypass="simple", batch_norm=False)) == "Fire"
     assert last(default_model_config(data, "squeezenet1_0", bypass="simple", head_norm=False)) == "Fire"

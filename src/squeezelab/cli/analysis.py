@@ -11,7 +11,7 @@ from squeezelab.errors import SqueezelabError
 from squeezelab.export.config import REGISTRY_INPUT_SIZE
 
 
-def _options(pairs: list[str] | None, flag: str) -> dict:
+def parse_options(pairs: list[str] | None, flag: str) -> dict:
     """KEY=VALUE pairs with JSON values ('batch_norm=true', 'lr=0.1', 'stem="small"' or stem=small)."""
     options = {}
     for pair in pairs or []:
@@ -85,8 +85,8 @@ def run_explore(args) -> int:
     sweeps = dict(parse_sweep(text) for text in args.sweep)
     config = ExploreConfig(sweeps=sweeps, bypass=parse_bypass(args.bypass) if args.bypass else (),
                            data=args.data, epochs=args.epochs, seeds=args.seeds, image_size=args.image_size,
-                           model_options=_options(args.model_option, "--model-option"),
-                           train_options=_options(args.train_option, "--train-option"))
+                           model_options=parse_options(args.model_option, "--model-option"),
+                           train_options=parse_options(args.train_option, "--train-option"))
     result = explore(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)
@@ -114,8 +114,8 @@ def run_compare(args) -> int:
     config = CompareConfig(models=models, data=None if args.no_train else args.data, epochs=args.epochs,
                            seeds=args.seeds, stem=args.stem, **sizes, min_seconds=args.min_seconds,
                            threads=args.threads or None,
-                           train_options=_options(args.train_option, "--train-option"),
-                           squeezenet_options=_options(args.squeezenet_option, "--squeezenet-option"))
+                           train_options=parse_options(args.train_option, "--train-option"),
+                           squeezenet_options=parse_options(args.squeezenet_option, "--squeezenet-option"))
     result = compare(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)

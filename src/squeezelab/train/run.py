@@ -53,7 +53,8 @@ def default_model_config(data: Dataset, name: str | None = None, **options) -> M
         defaults.update(batch_norm=True, final_relu=False, stem="small" if small else "standard")
     chosen = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     bypass = chosen.get("bypass", "none") != "none" or name.endswith("_bypass")
-    if name.startswith("squeezenet") and chosen.get("batch_norm") and bypass:
+    batch_norm = chosen.get("batch_norm", name == SMALL_IMAGE_MODEL)  # squeezenet_cifar's builder default
+    if name.startswith("squeezenet") and batch_norm and bypass:
         chosen.setdefault("head_norm", True)
     return ModelConfig(name, chosen)
 
