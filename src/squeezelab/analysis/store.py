@@ -76,6 +76,22 @@ def train_units(out: Path, units: Sequence[tuple], key: Callable, work: Callable
     return done, len(todo)
 
 
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """Worker initializer: end this worker when the process that started it is gone. A killed
+    `compare` or `explore` (kill PID, not Ctrl-C on its process group) would otherwise leave its
+    workers training the queued units and writing their result files, into a store a rerun with
+    changed code then takes as finished."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _call(args) -> dict:
     work, item, threads = args
     return work(item, threads)
@@ -99,7 +115,8 @@ def run_parallel(work: Callable, items: Sequence, jobs: int = 1, describe: Calla
                               "pass --jobs 1") from None
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_exit_with_parent,
+                                                initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_call, (work, item, threads)): item for item in items}
         results = []
         try:
