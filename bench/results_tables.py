@@ -98,7 +98,9 @@ def compression_table(rows: list[dict]) -> str:
 
 
 TITLES = {"peers": "SqueezeNet and its peers", "bypass": "Bypass (Table 3)",
-          "deep-compression": "Deep Compression (Table 2)"}
+          "deep-compression": "Deep Compression (Table 2)",
+          "alexnet-own-rate": "AlexNet at its own learning rate",
+          "squeezenet-cifar-bypass": "squeezenet_cifar with simple bypass"}
 
 
 def tables(folder: Path) -> list[tuple[str, str]]:

@@ -35,5 +35,5 @@ def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| none | 733,034 | 2.96 | 52.5 | 62.00 +- 2.83 | 2 | 10.0 |" in done.stdout
     assert "| squeezenet1_1 | cifar | " in done.stdout and "| 70.00 | 1 |" in done.stdout
-    assert "### squeezenet-cifar-bypass" in done.stdout and "| 68.94 | 1 |" in done.stdout
+    assert "### squeezenet_cifar with simple bypass" in done.stdout and "| 68.94 | 1 |" in done.stdout
     assert "| paper-8bit | 2,747,560 | 305,460 | 9.0x | 87.13% | 81.59% | 5.54 |" in done.stdout
