@@ -13,6 +13,7 @@ that: no epoch is chosen, no run stopped early on them.
     python bench/cifar10.py --quick             # a smoke run: 1 epoch on 2,000 + 500 images
     python bench/cifar10.py --json --seed 1 --save cifar10.pt   # and keep the final model
     python bench/cifar10.py --prepare 1000      # print a folder: 1,000 train images a class, all test
+    python bench/cifar10.py --json --model-option bypass=simple   # the same recipe, another variant
 
 Keys of the JSON line: test_acc, test_acc_tta, minutes (wall, from the command's start to the last
 figure, data preparation included), epochs, model, params, macs, seed, load (the 1/5/15-minute
