@@ -99,3 +99,15 @@ def test_the_trainer_normalises_the_classifier_input_of_batch_norm_models_with_b
     assert last(default_model_config(data, "squeezenet1_0", bypass="simple", head_norm=False)) == "Fire"
     # the model's own default stays the paper's layout, so older files rebuild as they were saved
     assert type(create_model("squeezenet1_0", batch_norm=True, bypass="simple").features[-1]).__name__ == "Fire"
+
+
+def test_he_init_scales_alexnet_layers_for_relus_and_unknown_inits_are_refused():
+    torch.manual_seed(0)
+    alexnet = create_model("tv/alexnet", num_classes=10, stem="cifar", init="he")
+    conv2 = alexnet.features[3]  # 64 -> 192 channels, 5x5: fan-in 1,600
+    assert conv2.weight.std().item() == pytest.approx((2 / 1600) ** 0.5, rel=0.05)
+    assert not conv2.bias.detach().any() and alexnet.record.options["init"] == "he"
+    default = create_model("tv/alexnet", num_classes=10, stem="cifar")
+    assert default.features[3].weight.std().item() < 0.7 * conv2.weight.std().item()
+    with pytest.raises(SqueezelabError, match="unknown init 'xavier'"):
+        create_model("tv/alexnet", init="xavier")

@@ -61,6 +61,8 @@ class CompareConfig:
     train_options: dict = dataclasses.field(default_factory=dict)
     # Options for the SqueezeNet models only, e.g. {"stem": "small"}; they win over `stem`.
     squeezenet_options: dict = dataclasses.field(default_factory=dict)
+    # Options for the other models only, e.g. {"init": "he"} (models/peers.py).
+    peer_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.stem not in STEM_CHOICES:
@@ -93,7 +95,8 @@ def model_options(name: str, config: CompareConfig, small: bool) -> dict:
     if model_family(name) == "squeezenet":
         return {"stem": "cifar" if cifar else "standard", **config.squeezenet_options}
     has_one = name.removeprefix("tv/") in CIFAR_STEMS
-    return {"stem": "cifar"} if cifar and (has_one or config.stem == "cifar") else {}
+    stem = {"stem": "cifar"} if cifar and (has_one or config.stem == "cifar") else {}
+    return {**stem, **config.peer_options}
 
 
 def stem_of(name: str, options: dict) -> str:
@@ -187,7 +190,8 @@ def recipe_of(config: CompareConfig, small: bool) -> dict:
     """What every training in one --out folder shares (models and seeds may grow between reruns)."""
     return {"data": config.data, "image_size": config.image_size, "epochs": config.epochs,
             "stem": "cifar" if uses_cifar_stems(config, small) else "imagenet", "train_options": config.train_options,
-            "squeezenet_options": config.squeezenet_options, "score": SCORING}
+            "squeezenet_options": config.squeezenet_options, "score": SCORING,
+            **({"peer_options": config.peer_options} if config.peer_options else {})}
 
 
 def _is_small(config: CompareConfig) -> bool:

@@ -66,6 +66,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--train-option", action="append", metavar="KEY=VALUE", help="e.g. lr=0.1")
     p.add_argument("--squeezenet-option", action="append", metavar="KEY=VALUE",
                    help="option for the SqueezeNet models only, e.g. stem=small (wins over --stem)")
+    p.add_argument("--peer-option", action="append", metavar="KEY=VALUE",
+                   help="option for the other models only, e.g. init=he (He initialisation for AlexNet)")
     p.add_argument("--out", help="write compare.md, compare.csv, compare.json and the plots here")
     p.add_argument("--json", action="store_true", help="print {data, rows: [...]} as JSON")
     p.set_defaults(func=run_compare)
@@ -115,7 +117,8 @@ def run_compare(args) -> int:
                            seeds=args.seeds, stem=args.stem, **sizes, min_seconds=args.min_seconds,
                            threads=args.threads or None,
                            train_options=parse_options(args.train_option, "--train-option"),
-                           squeezenet_options=parse_options(args.squeezenet_option, "--squeezenet-option"))
+                           squeezenet_options=parse_options(args.squeezenet_option, "--squeezenet-option"),
+                           peer_options=parse_options(args.peer_option, "--peer-option"))
     result = compare(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)
