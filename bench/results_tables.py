@@ -99,7 +99,7 @@ def compression_table(rows: list[dict]) -> str:
 
 TITLES = {"peers": "SqueezeNet and its peers", "bypass": "Bypass (Table 3)",
           "deep-compression": "Deep Compression (Table 2)",
-          "alexnet-own-rate": "AlexNet at its own learning rate",
+          "alexnet-own-rate": "AlexNet with He initialisation at a tenth of the rate",
           "squeezenet-cifar-bypass": "squeezenet_cifar with simple bypass"}
 
 
