@@ -47,6 +47,22 @@ def test_scatter_draws_each_model_with_a_readable_label(tmp_path, key):
     assert legend is not None and legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside the data
 
 
+def test_a_label_pushed_away_from_its_point_gets_a_line_to_it(tmp_path):
+    """The CIFAR-10 peers (docs/results.md): seven points crowd 2-10 MB, so some labels land
+    tens of points away; without a line a reader cannot tell which point is whose."""
+    from squeezelab.report.design_plots import LEADER_POINTS
+
+    crowded = [("squeezenet_cifar", 2.75, 68.15), ("squeezenet1_0", 2.95, 63.07), ("squeezenet1_1", 2.95, 61.43),
+               ("tv/alexnet", 228.1, 30.9), ("tv/mobilenet_v2", 9.08, 62.77), ("tv/mobilenet_v3_small", 6.16, 63.07),
+               ("tv/shufflenet_v2_x1_0", 5.12, 59.92)]
+    rows = [{"model": m, "size_mb": mb, "latency_ms": 1.0, "accuracy": a / 100} for m, mb, a in crowded]
+    ax = plot_scatter(rows, "size_mb", "cost", tmp_path / "scatter.png").axes[0]
+    far = [t for t in ax.texts if max(abs(v) for v in t.xyann) > LEADER_POINTS]
+    assert far, "expected the crowded points to push a label away"
+    assert all(t.arrow_patch is not None for t in far)
+    assert all(t.arrow_patch is None for t in ax.texts if t not in far)
+
+
 def test_scatter_over_a_narrow_latency_range_still_has_ticks(tmp_path):
     rows = [{"model": "squeezenet1_1", "latency_ms": 7.30, "accuracy": 0.9},
             {"model": "tv/mobilenet_v3_small", "latency_ms": 8.41, "accuracy": 0.7}]

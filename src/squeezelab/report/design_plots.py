@@ -19,6 +19,7 @@ _SHORT = {"sr": "SR", "pct3x3": "pct3x3"}
 _FIELDS = {"sr": "squeeze_ratio", "pct3x3": "pct3x3", "base_e": "base_e", "incr_e": "incr_e", "freq": "freq"}
 # Label offsets (points) tried in turn: close first, then further out; right and above first.
 _DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+LEADER_POINTS = 12  # a label placed further than this from its point gets a line to it
 _OFFSETS = tuple((dx * r, dy * r) for r in (5, 12, 22, 34) for dx, dy in _DIRECTIONS)
 
 
@@ -85,6 +86,11 @@ def place_labels(ax, xs: Sequence[float], ys: Sequence[float], labels: Sequence[
         note.xyann = (dx, dy)
         note.set_ha("left" if dx > 0 else "right" if dx < 0 else "center")
         note.set_va("bottom" if dy > 0 else "top" if dy < 0 else "center")
+        if max(abs(dx), abs(dy)) > LEADER_POINTS:  # pushed far from its point: a thin line back to it
+            note.remove()
+            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               annotation_clip=False, ha=note.get_ha(), va=note.get_va(),
+                               arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 1, "shrinkB": 4})
         obstacles.append(box)
         annotations.append(note)
     return annotations
