@@ -109,9 +109,9 @@ def test_an_unknown_model_or_an_impossible_stem_stops_before_anything_trains(tmp
 
 def test_peer_options_reach_the_peers_only_and_join_the_recipe(tmp_path):
     trainer = FakeTrainer()
-    config = CompareConfig(models=("squeezenet1_1", "tv/alexnet"), data="synthetic", epochs=1, seeds=1,
+    config = CompareConfig(models=("squeezenet1_1", "tv/mobilenet_v3_small"), data="synthetic", epochs=1, seeds=1,
                            min_seconds=0.02, peer_options={"init": "he"})
     compare(config, tmp_path, train_fn=trainer)
     options = {model: opts for model, _, opts in trainer.calls}
-    assert options["tv/alexnet"] == {"stem": "cifar", "init": "he"} and "init" not in options["squeezenet1_1"]
+    assert options["tv/mobilenet_v3_small"] == {"stem": "cifar", "init": "he"} and "init" not in options["squeezenet1_1"]
     assert json.loads((tmp_path / "recipe.json").read_text())["peer_options"] == {"init": "he"}
