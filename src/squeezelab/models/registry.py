@@ -78,6 +78,12 @@ def options_of(name: str) -> list[str]:
     return list(inspect.signature(get_entry(name).builder).parameters)
 
 
+def option_default(name: str, option: str):
+    """The value the builder of `name` gives `option` when it is not passed (None if it has none)."""
+    parameter = inspect.signature(get_entry(name).builder).parameters.get(option)
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
 def build_module(name: str, **options) -> nn.Module:
     """The bare module a registered builder makes from `options`, without a record (what shape
     checks build on the `meta` device)."""

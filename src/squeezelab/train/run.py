@@ -26,6 +26,7 @@ from squeezelab.data import DataConfig, Dataset, open_dataset
 from squeezelab.errors import SqueezelabError, SqueezelabWarning
 from squeezelab.evaluate import EvalResult, confusion_sums, result_from_sums
 from squeezelab.models.config import ModelConfig
+from squeezelab.models.registry import option_default
 from squeezelab.models.record import Provenance
 from squeezelab.preprocessing import Preprocessing
 from squeezelab.report.training import write_metrics_csv, write_run_reports
@@ -53,7 +54,7 @@ def default_model_config(data: Dataset, name: str | None = None, **options) -> M
         defaults.update(batch_norm=True, final_relu=False, stem="small" if small else "standard")
     chosen = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     bypass = chosen.get("bypass", "none") != "none" or name.endswith("_bypass")
-    batch_norm = chosen.get("batch_norm", name == SMALL_IMAGE_MODEL)  # squeezenet_cifar's builder default
+    batch_norm = chosen.get("batch_norm", option_default(name, "batch_norm"))  # squeezenet_cifar's is True
     if name.startswith("squeezenet") and batch_norm and bypass:
         chosen.setdefault("head_norm", True)
     return ModelConfig(name, chosen)
