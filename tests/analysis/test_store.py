@@ -1,8 +1,10 @@
-"""The result store's parallel runner: workers never outlive the command that started them."""
+"""The result store: recipes name data by contents, workers never outlive the command that started them."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from squeezelab.analysis.store import check_recipe
+from squeezelab.errors import SqueezelabError
 
 WORKER = '''
 import os, pathlib, time
@@ -64,3 +69,35 @@ def test_killing_the_command_ends_its_workers_before_they_write_results(tmp_path
                 os.kill(int(p.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _cifar_like(root: Path, per_class: int) -> Path:
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                (folder / f"{i}.png").write_bytes(b"")
+    return root
+
+
+def test_a_store_resumes_with_the_same_images_under_another_path_and_refuses_other_images(tmp_path):
+    first = _cifar_like(tmp_path / "home-a" / "subset", per_class=3)
+    check_recipe(tmp_path / "out", {"data": str(first), "epochs": 10})
+    recorded = json.loads((tmp_path / "out" / "recipe.json").read_text())["data"]
+    assert recorded == {"folder": "subset", "splits": {"train": {"classes": 2, "images": 6},
+                                                       "test": {"classes": 2, "images": 6}}}
+    moved = shutil.copytree(first, tmp_path / "home-b" / "subset")
+    check_recipe(tmp_path / "out", {"data": str(moved), "epochs": 10})
+    (moved / "train" / "cat" / "extra.png").write_bytes(b"")
+    with pytest.raises(SqueezelabError, match="different data"):
+        check_recipe(tmp_path / "out", {"data": str(moved), "epochs": 10})
+
+
+def test_a_recipe_recorded_with_a_folder_path_still_resumes_from_a_copy(tmp_path):
+    first = _cifar_like(tmp_path / "a" / "subset", per_class=2)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "recipe.json").write_text(json.dumps({"data": str(first), "epochs": 10}))
+    check_recipe(tmp_path / "out", {"data": str(shutil.copytree(first, tmp_path / "b" / "subset")), "epochs": 10})
+    with pytest.raises(SqueezelabError, match="different epochs"):
+        check_recipe(tmp_path / "out", {"data": str(first), "epochs": 20})

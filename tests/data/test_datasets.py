@@ -142,3 +142,18 @@ def test_calibration_batches_drawn_plain_in_random_order_cover_every_class(tmp_p
     assert len(set(shuffled[1].tolist())) > 1
     again = next(data.batches("train", 6, train=False, shuffle=True))
     assert torch.equal(shuffled[0], again[0])  # seeded, and without augmentation
+
+
+def test_the_default_side_of_a_folder_comes_from_headers_without_decoding_every_image(tmp_path):
+    from squeezelab.data.datasets import default_side
+
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            for i in range(3):
+                write_image(tmp_path / split / name / f"{i}.png", size=(32, 32), seed=i)
+    whole = (tmp_path / "train" / "cat" / "0.png").read_bytes()
+    (tmp_path / "train" / "cat" / "0.png").write_bytes(whole[: len(whole) // 2])  # header intact, pixels cut
+    assert default_side(str(tmp_path)) == 32
+    with pytest.raises(SqueezelabError, match="corrupt or truncated"):
+        open_dataset(DataConfig(str(tmp_path)))
+    assert default_side("synthetic:n=8,classes=2,size=24") == 24

@@ -199,9 +199,9 @@ def _is_small(config: CompareConfig) -> bool:
         return config.input_size <= SMALL_IMAGE_SIZE
     if config.image_size is not None:
         return config.image_size <= SMALL_IMAGE_SIZE
-    from squeezelab.data import DataConfig, open_dataset
+    from squeezelab.data.datasets import default_side
 
-    return open_dataset(DataConfig(config.data)).image_size <= SMALL_IMAGE_SIZE
+    return default_side(config.data) <= SMALL_IMAGE_SIZE
 
 
 def _trained_model(name: str, record: dict):

@@ -3,8 +3,8 @@
 Dozens of trainings do not fit in one sitting on a small machine, so each finished training is
 written atomically to `OUT/points/KEY-seedN.json` as soon as it ends; a rerun with the same
 arguments trains only what is missing and rebuilds every table from those files. `recipe.json`
-records what all of them share (data, epochs, options, how accuracy is scored), and a rerun with
-another recipe is refused rather than mixed in.
+records what all of them share (the data by name and contents rather than by path, epochs, options,
+how accuracy is scored), and a rerun with another recipe is refused rather than mixed in.
 """
 
 from __future__ import annotations
@@ -43,12 +43,21 @@ def write_unit(out: Path, key: str, seed: int, record: dict) -> dict:
     return record
 
 
+def _data_by_identity(recipe: dict) -> dict:
+    """The recipe with its data spec as `data_identity` names it (a folder by its contents, not its
+    path); a recipe recorded with a folder's path compares the same way while that path exists."""
+    from squeezelab.data.datasets import data_identity
+
+    data = recipe.get("data")
+    return {**recipe, "data": data_identity(data)} if isinstance(data, str) else recipe
+
+
 def check_recipe(out: Path, recipe: dict) -> None:
     """Refuse to resume into a folder whose finished runs used another recipe; record it if new."""
     path = Path(out) / "recipe.json"
-    recipe = json.loads(json.dumps(recipe))  # as it reads back from JSON
+    recipe = json.loads(json.dumps(_data_by_identity(recipe)))  # as it reads back from JSON
     try:
-        recorded = json.loads(path.read_text())
+        recorded = _data_by_identity(json.loads(path.read_text()))
     except (FileNotFoundError, json.JSONDecodeError):
         atomic_write_text(path, json.dumps(recipe, indent=2))
         return

@@ -45,6 +45,18 @@ def scan_class_folders(root: Path) -> list[tuple[Path, str]]:
     return [(path, name) for name in classes for path in image_files([root / name])]
 
 
+def folder_identity(root: Path) -> dict:
+    """What names an image folder wherever it lies: its name and, for each split folder (train/,
+    val/, test/, or the folder itself), how many classes and images it holds. Result stores record
+    this rather than the path, so a store made in one home folder resumes in another."""
+    splits = [name for name in ("train", "val", "test") if (root / name).is_dir()] or ["."]
+    counts = {}
+    for name in splits:
+        items = scan_class_folders(root / name)
+        counts[name] = {"classes": len({c for _, c in items}), "images": len(items)}
+    return {"folder": root.resolve().name, "splits": counts}
+
+
 def open_folder(config: DataConfig, root: Path) -> Dataset:
     """train/ + val/: the two splits. train/ + test/ (no val/): the validation split is held out of
     train/ (seeded, recorded), so choosing best.pt never looks at the test images; measure those
