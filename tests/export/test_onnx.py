@@ -154,3 +154,21 @@ def test_every_peer_exports_within_1e4(name, tmp_path):
     model = squeezelab.create_model(name, num_classes=10)
     report = export_onnx(model, tmp_path / "m.onnx", input_size=64, check_inputs=torch.randn(1, 3, 64, 64))
     assert report.max_abs_diff < 1e-4
+
+
+def test_a_graph_only_the_fallback_exporter_takes_prints_nothing(tmp_path):
+    """The TorchScript exporter fails on adaptive pooling to a size that does not divide the input
+    (AlexNet's at 32 px); torch then prints the traced graph from C++ to fd 1, past redirect_stdout."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from squeezelab.export.onnx import export_onnx\n"
+        "model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(6), torch.nn.Flatten(),\n"
+        "                            torch.nn.Linear(144, 2))\n"
+        f"print(export_onnx(model, {str(tmp_path / 'm.onnx')!r}, input_size=9).max_abs_diff < 1e-4)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True" and "graph" not in done.stdout + done.stderr

@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -83,6 +84,36 @@ def metadata_for(model: nn.Module, input_size: int) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """Standard output at the file-descriptor level to /dev/null: when the TorchScript exporter
+    gives up, torch's C++ code prints the whole traced graph ("Torch IR graph at exception", 70
+    lines for AlexNet) to fd 1, which `redirect_stdout` cannot reach."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a detached process): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        _flush_c_stdio()  # what C stdio still buffers goes to /dev/null too, not out at exit
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to ask (not a POSIX system)
+        pass
+
+
 def _to_onnx_bytes(model: nn.Module, sample: torch.Tensor, opset: int, dynamic_batch: bool) -> bytes:
     """The TorchScript-based exporter first: it honours the requested opset exactly and exports a
     SqueezeNet in 0.2 s. The torch.export-based exporter (about 3 s, opset >= 18) is the fallback
@@ -93,8 +124,9 @@ def _to_onnx_bytes(model: nn.Module, sample: torch.Tensor, opset: int, dynamic_b
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model, (sample,), buffer, dynamo=False, opset_version=opset, do_constant_folding=True,
-                              **common)
+            with _native_stdout_silenced():
+                torch.onnx.export(model, (sample,), buffer, dynamo=False, opset_version=opset,
+                                  do_constant_folding=True, **common)
             return buffer.getvalue()
         except Exception as first:
             reason = str(first).splitlines()[0][:160] if str(first) else type(first).__name__
