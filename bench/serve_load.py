@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from PIL import Image
 import squeezelab
 from squeezelab.export.onnx import export_onnx
 from squeezelab.serve.images import ServeLimits, decode_image
-from squeezelab.serve.loadtest import Upload, load_test, server_rss_bytes, spawn_server
+from squeezelab.serve.loadtest import Upload, load_test, process_cpu_seconds, server_rss_bytes, spawn_server
 from squeezelab.serve.predictor import open_predictor
 
 
@@ -70,9 +71,9 @@ def main() -> int:
         direct = direct_rate(model_file, [u for u in mixed if u.good])
         with spawn_server(model_file) as (url, process):
             load_test(url, mixed, total=50, concurrency=4)  # warm-up
-            before = server_rss_bytes(process.pid)
+            before, server_cpu = server_rss_bytes(process.pid), process_cpu_seconds(process.pid)
             result = load_test(url, mixed, total=args.requests, concurrency=args.concurrency)
-            after = server_rss_bytes(process.pid)
+            after, server_cpu = server_rss_bytes(process.pid), process_cpu_seconds(process.pid) - server_cpu
             health = httpx.get(f"{url}/health", timeout=10).json()
     summary = result.summary()
     good_share = sum(u.good for u in mixed) / len(mixed)
@@ -82,6 +83,8 @@ def main() -> int:
     print(f"status codes: {summary['statuses']}; unexpected answers: {summary['unexpected']}; "
           f"5xx: {sum(v for k, v in summary['statuses'].items() if k >= 500 or k == 0)}")
     print(f"server memory {before / 2**20:.0f} MiB -> {after / 2**20:.0f} MiB; health after: {health['status']}")
+    print(f"CPU seconds during the load: server {server_cpu:.1f}, load generator {result.client_cpu_seconds:.1f}, "
+          f"wall {result.seconds:.1f} x {os.cpu_count()} cores")
     print(f"good images/s: service {served_rate:.1f} vs in-process {direct:.1f} "
           f"({served_rate / direct:.2f}x of in-process; the rest of its time goes to the bad uploads and HTTP)")
     return 0

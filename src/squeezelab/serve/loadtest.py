@@ -2,8 +2,9 @@
 
 `load_test` sends a fixed number of requests at a fixed concurrency (so it always stops by itself),
 mixing good images with bad uploads, and reports requests/s, latency percentiles and the count of
-each status code; `server_rss_bytes` reads the server's resident memory from /proc so a caller
-can bound its growth.
+each status code, and the CPU time the generator itself used; `server_rss_bytes` and
+`process_cpu_seconds` read the server's resident memory and CPU time from /proc, so a caller can
+bound its growth and see where the cores went.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class LoadResult:
     statuses: dict[int, int]
     unexpected: list[str]  # good uploads that did not get 200, bad ones that did not get 4xx
     latencies_ms: list[float]
+    client_cpu_seconds: float = 0.0  # what the load generator itself spent (it shares the cores)
 
     @property
     def requests_per_s(self) -> float:
@@ -49,38 +51,81 @@ class LoadResult:
         return {"requests": self.requests, "seconds": round(self.seconds, 2),
                 "requests_per_s": round(self.requests_per_s, 1), "p50_ms": round(self.percentile(50), 1),
                 "p99_ms": round(self.percentile(99), 1), "statuses": dict(sorted(self.statuses.items())),
-                "unexpected": len(self.unexpected)}
+                "unexpected": len(self.unexpected), "client_cpu_seconds": round(self.client_cpu_seconds, 2)}
+
+
+BOUNDARY = "squeezelab-load-test-boundary"
+
+
+def request_bytes(upload: Upload, host: str) -> bytes:
+    """The whole HTTP/1.1 request that posts `upload` as multipart field `file`, built once."""
+    body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{upload.name}"\r\n'
+            f"Content-Type: {upload.content_type}\r\n\r\n").encode() + upload.data + f"\r\n--{BOUNDARY}--\r\n".encode()
+    head = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head + body
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bool]:
+    """Send one request and read its response: (status, whether the server closes the connection)."""
+    writer.write(request)
+    try:
+        await writer.drain()
+    except ConnectionError:  # a server may answer (413) and close before reading the whole body
+        pass
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection without answering")
+    status, length, close = int(status_line.split()[1]), 0, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "connection":
+            close = value.strip().lower() == "close"
+    await reader.readexactly(length)
+    return status, close
 
 
 async def _load(url: str, uploads: Sequence[Upload], total: int, concurrency: int, timeout: float) -> LoadResult:
-    import httpx
+    """Plain asyncio streams with each request built once, so the load generator itself costs little
+    CPU: on a 2-core machine it shares the cores with the server it measures (an HTTP client library
+    such as httpx spends milliseconds of CPU a request, a good part of what the server spends)."""
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    requests = [request_bytes(u, parts.netloc) for u in uploads]
     statuses: Counter = Counter()
     unexpected: list[str] = []
     latencies: list[float] = []
     counter = iter(range(total))
 
-    async def worker(client):
+    async def worker():
+        connection = None
         for i in counter:
             upload = uploads[i % len(uploads)]
             t0 = time.perf_counter()
             try:
-                response = await client.post(f"{url}/predict", files={"file": (upload.name, upload.data, upload.content_type)})
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                status = 0
+                connection = connection or await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+                status, close = await asyncio.wait_for(_exchange(*connection, requests[i % len(uploads)]), timeout)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                status, close = 0, True
                 unexpected.append(f"{upload.name}: {type(exc).__name__}")
             latencies.append((time.perf_counter() - t0) * 1e3)
             statuses[status] += 1
             if status and (status != 200 if upload.good else not 400 <= status < 500):
                 unexpected.append(f"{upload.name}: HTTP {status}")
+            if close and connection is not None:
+                connection[1].close()
+                connection = None
+        if connection is not None:
+            connection[1].close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        seconds = time.perf_counter() - start
-    return LoadResult(total, seconds, dict(statuses), unexpected, latencies)
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(total, time.perf_counter() - start, dict(statuses), unexpected, latencies,
+                      time.process_time() - cpu)
 
 
 def load_test(url: str, uploads: Sequence[Upload], *, total: int = 500, concurrency: int = 16,
@@ -101,6 +146,16 @@ def server_rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc (0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
