@@ -41,7 +41,7 @@ def runners(model: torch.nn.Module, size: int, threads: int, tmp: Path) -> dict:
     generator = torch.Generator().manual_seed(0)
     calibration = [torch.randn(8, 3, size, size, generator=generator) for _ in range(4)]
     export_onnx(model, tmp / "fp32.onnx", dynamic_batch=True, input_size=size)
-    quantize_int8(tmp / "fp32.onnx", tmp / "plain.onnx", calibration, format="qdq_s8s8")
+    quantize_int8(tmp / "fp32.onnx", tmp / "plain.onnx", calibration, format="qdq_s8s8", share_concat_scales=False)
     quantize_int8(tmp / "fp32.onnx", tmp / "int8.onnx", calibration)
     export_openvino(model, tmp / "fp32.xml", input_size=size)
     quantize_openvino(model, tmp / "fp32.xml", tmp / "int8.xml", calibration)

@@ -67,6 +67,36 @@ def test_int8_is_smaller_keeps_metadata_and_agrees_with_fp32(fp32, tmp_path, fmt
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
 
 
+def _concat_scales(proto) -> list[tuple[float, set[float]]]:
+    """(output scale, {input scales}) of every quantized Concat, in either format."""
+    from onnx import numpy_helper
+
+    values = {t.name: float(numpy_helper.to_array(t)) for t in proto.graph.initializer if t.dims == []}
+    producer = {name: node for node in proto.graph.node for name in node.output}
+    found = []
+    for node in proto.graph.node:
+        if node.op_type == "QLinearConcat":
+            found.append((values[node.input[0]], {values[node.input[i + 1]] for i in range(2, len(node.input), 3)}))
+        elif node.op_type == "Concat":
+            quantize = next(n for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == node.output[0])
+            found.append((values[quantize.input[1]], {values[producer[name].input[1]] for name in node.input}))
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
+def test_every_concat_reads_its_inputs_on_its_own_grid(fp32, tmp_path, fmt):
+    """One scale per Fire concat lets ONNX Runtime copy instead of requantizing each element."""
+    path, batches = fp32
+    quantize_int8(path, tmp_path / "shared.onnx", batches, format=fmt)
+    quantize_int8(path, tmp_path / "separate.onnx", batches, format=fmt, share_concat_scales=False)
+    shared = _concat_scales(onnx.load(str(tmp_path / "shared.onnx")))
+    separate = _concat_scales(onnx.load(str(tmp_path / "separate.onnx")))
+    assert len(shared) == 8 and all(inputs == {out} for out, inputs in shared)
+    assert any(len(inputs) > 1 or inputs != {out} for out, inputs in separate)
+    agreement = top1_agreement(tmp_path / "separate.onnx", tmp_path / "shared.onnx", batches)
+    assert agreement["top1_agreement"] >= 0.9
+
+
 def test_int8_needs_real_calibration_and_a_known_format(fp32, tmp_path):
     path, batches = fp32
     with pytest.raises(SqueezelabError, match="calib"):
