@@ -99,5 +99,27 @@ def test_a_recipe_recorded_with_a_folder_path_still_resumes_from_a_copy(tmp_path
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "recipe.json").write_text(json.dumps({"data": str(first), "epochs": 10}))
     check_recipe(tmp_path / "out", {"data": str(shutil.copytree(first, tmp_path / "b" / "subset")), "epochs": 10})
+    assert isinstance(json.loads((tmp_path / "out" / "recipe.json").read_text())["data"], dict)  # rewritten
     with pytest.raises(SqueezelabError, match="different epochs"):
         check_recipe(tmp_path / "out", {"data": str(first), "epochs": 20})
+
+
+def test_a_recipe_recorded_with_a_path_that_is_gone_resumes_from_a_folder_of_the_same_name(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "recipe.json").write_text(json.dumps({"data": "/gone/home/subset", "epochs": 10}))
+    moved = _cifar_like(tmp_path / "new-home" / "subset", per_class=2)
+    other = _cifar_like(tmp_path / "new-home" / "another", per_class=2)
+    with pytest.raises(SqueezelabError, match="different data"):
+        check_recipe(tmp_path / "out", {"data": str(other), "epochs": 10})
+    check_recipe(tmp_path / "out", {"data": str(moved), "epochs": 10})
+
+
+def test_a_class_folder_called_train_is_a_class_not_a_split(tmp_path):
+    from data.image_builders import write_image
+    from squeezelab.data.datasets import data_identity, default_side
+
+    for name in ("train", "bus", "apple"):
+        for i in range(3):
+            write_image(tmp_path / "flat" / name / f"{i}.png", size=(20, 20), seed=i)
+    assert data_identity(str(tmp_path / "flat"))["splits"] == {".": {"classes": 3, "images": 9}}
+    assert default_side(str(tmp_path / "flat")) == 20

@@ -52,19 +52,33 @@ def _data_by_identity(recipe: dict) -> dict:
     return {**recipe, "data": data_identity(data)} if isinstance(data, str) else recipe
 
 
+def _moved(recorded: dict, recipe: dict) -> dict:
+    """A recipe recorded with a folder's path that is gone (the data moved to another home folder)
+    takes the new folder's identity when the folder names agree: the one case a path alone decides."""
+    old, new = recorded.get("data"), recipe.get("data")
+    if isinstance(old, str) and isinstance(new, dict) and not Path(old).expanduser().exists() \
+            and Path(old).name == new.get("folder"):
+        return {**recorded, "data": new}
+    return recorded
+
+
 def check_recipe(out: Path, recipe: dict) -> None:
-    """Refuse to resume into a folder whose finished runs used another recipe; record it if new."""
+    """Refuse to resume into a folder whose finished runs used another recipe; record it if new
+    (and rewrite a recipe recorded in the older, path-based form once it matches)."""
     path = Path(out) / "recipe.json"
     recipe = json.loads(json.dumps(_data_by_identity(recipe)))  # as it reads back from JSON
     try:
-        recorded = _data_by_identity(json.loads(path.read_text()))
+        written = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         atomic_write_text(path, json.dumps(recipe, indent=2))
         return
+    recorded = _moved(_data_by_identity(written), recipe)
     if recorded != recipe:
         changed = sorted(k for k in set(recipe) | set(recorded) if recorded.get(k) != recipe.get(k))
         raise SqueezelabError(f"{out} holds runs trained with a different {', '.join(changed)}; "
                               "pass another --out (or delete that folder) to train with this recipe")
+    if written != recipe:
+        atomic_write_text(path, json.dumps(recipe, indent=2))
 
 
 def training_record(result: dict) -> dict:

@@ -60,17 +60,24 @@ def open_dataset(config: DataConfig | str = DataConfig()) -> Dataset:
     raise SqueezelabError(f"data {spec!r} is a file but not a .txt list file; pass a folder or a list of 'path label' lines")
 
 
-def default_side(spec: str) -> int:
-    """The side `open_dataset(spec)` trains at without --image-size, reading only a folder's image
-    headers (a sample of them), so commands that choose models by image size (compare's small-image
-    stems) decide before anything is decoded; other specs are opened."""
+def _folder(spec: str) -> Path | None:
+    """The folder a spec names, in `open_dataset`'s order (built-in names and prefixes first, so
+    a folder called "digits" in the working directory does not shadow the built-in set)."""
+    if spec in ("digits", "synthetic") or spec.startswith(("synthetic:", "cifar10:", "cifar100:")):
+        return None
     path = Path(spec).expanduser()
-    if path.is_dir() and not spec.lower().endswith(".txt"):
-        from squeezelab.data.files import default_image_size
-        from squeezelab.data.images import image_files
+    return path if path.is_dir() and not spec.lower().endswith(".txt") else None
 
-        splits = (path / "train").is_dir() and any((path / n).is_dir() for n in ("val", "test"))
-        files = image_files([path / n for n in ("train", "val") if (path / n).is_dir()] if splits else [path])
+
+def default_side(spec: str) -> int:
+    """The side `open_dataset(spec)` trains at without --image-size, reading only the headers of a
+    sample of a folder's training images, so commands that choose models by image size (compare's
+    small-image stems) decide before anything is decoded; other specs are opened."""
+    folder = _folder(spec)
+    if folder is not None:
+        from squeezelab.data.files import default_image_size, training_images
+
+        files = training_images(folder)
         if files:
             return default_image_size(files)
     return open_dataset(DataConfig(spec)).image_size
@@ -79,12 +86,12 @@ def default_side(spec: str) -> int:
 def data_identity(spec: str) -> str | dict:
     """A data spec as result stores record it: a folder by its name and contents (`files.folder_identity`),
     so the same images under another path count as the same data; any other spec as given."""
-    path = Path(spec).expanduser()
-    if not path.is_dir():
+    folder = _folder(spec)
+    if folder is None:
         return spec
     from squeezelab.data.files import folder_identity
 
-    return folder_identity(path)
+    return folder_identity(folder)
 
 
 def _options(text: str, defaults: dict) -> dict:

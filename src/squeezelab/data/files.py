@@ -45,13 +45,31 @@ def scan_class_folders(root: Path) -> list[tuple[Path, str]]:
     return [(path, name) for name in classes for path in image_files([root / name])]
 
 
+def split_folders(root: Path) -> tuple[Path, Path] | None:
+    """(train/, the held-out folder) when `root` holds train/ and val/ (or test/ without val/), the
+    layouts read as ready-made splits; None when `root` is one folder of class folders, where a
+    class may well be called "train" (CIFAR-100 has one)."""
+    held_out = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
+    return (root / "train", held_out) if (root / "train").is_dir() and held_out is not None else None
+
+
+def training_images(root: Path) -> list[Path]:
+    """The images `open_folder` trains and validates on: train/ (+ val/), or every class folder."""
+    splits = split_folders(root)
+    if splits is None:
+        return [path for path, _ in scan_class_folders(root)]
+    train, held_out = splits
+    return [path for part in ([train, held_out] if held_out.name == "val" else [train])
+            for path, _ in scan_class_folders(part)]
+
+
 def folder_identity(root: Path) -> dict:
     """What names an image folder wherever it lies: its name and, for each split folder (train/,
     val/, test/, or the folder itself), how many classes and images it holds. Result stores record
     this rather than the path, so a store made in one home folder resumes in another."""
-    splits = [name for name in ("train", "val", "test") if (root / name).is_dir()] or ["."]
+    parts = [n for n in ("train", "val", "test") if (root / n).is_dir()] if split_folders(root) else ["."]
     counts = {}
-    for name in splits:
+    for name in parts:
         items = scan_class_folders(root / name)
         counts[name] = {"classes": len({c for _, c in items}), "images": len(items)}
     return {"folder": root.resolve().name, "splits": counts}
@@ -61,9 +79,9 @@ def open_folder(config: DataConfig, root: Path) -> Dataset:
     """train/ + val/: the two splits. train/ + test/ (no val/): the validation split is held out of
     train/ (seeded, recorded), so choosing best.pt never looks at the test images; measure those
     with `squeezelab eval CKPT --data ROOT/test`. Otherwise a split of the class folders."""
-    train_root = root / "train"
-    held_out = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    if train_root.is_dir() and held_out is not None:
+    splits = split_folders(root)
+    if splits is not None:
+        train_root, held_out = splits
         train_items, held_out_items = scan_class_folders(train_root), scan_class_folders(held_out)
         train_classes = _matching_classes(train_items, train_root, held_out_items, held_out)
         if held_out.name == "test":

@@ -88,8 +88,9 @@ def metadata_for(model: nn.Module, input_size: int) -> dict[str, str]:
 def _native_stdout_silenced():
     """Standard output at the file-descriptor level to /dev/null: when the TorchScript exporter
     gives up, torch's C++ code prints the whole traced graph ("Torch IR graph at exception", 70
-    lines for AlexNet) to fd 1, which `redirect_stdout` cannot reach."""
-    sys.stdout.flush()
+    lines for AlexNet) to fd 1, which `redirect_stdout` cannot reach. Not for concurrent use from
+    several threads (fd 1 is the process's); nothing in squeezelab exports from threads."""
+    _flush_stdout()  # what is already written goes out now, not into /dev/null
     try:
         saved = os.dup(1)
     except OSError:  # no fd 1 (a detached process): nothing to silence
@@ -100,18 +101,23 @@ def _native_stdout_silenced():
             os.dup2(null.fileno(), 1)
         yield
     finally:
-        _flush_c_stdio()  # what C stdio still buffers goes to /dev/null too, not out at exit
-        os.dup2(saved, 1)
-        os.close(saved)
+        try:
+            _flush_stdout()  # what C stdio still buffers goes to /dev/null too, not out at exit
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
-def _flush_c_stdio() -> None:
+def _flush_stdout() -> None:
+    """Flush Python's real stdout and C stdio's buffers."""
     import ctypes
 
-    try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C library to ask (not a POSIX system)
-        pass
+    if sys.__stdout__ is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.__stdout__.flush()
+    if os.name == "posix":
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).fflush(None)
 
 
 def _to_onnx_bytes(model: nn.Module, sample: torch.Tensor, opset: int, dynamic_batch: bool) -> bytes:
