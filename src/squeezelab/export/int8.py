@@ -165,23 +165,47 @@ def share_concat_scales_(proto) -> int:
     for node in proto.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
-    changed = 0
+
+    def own_params(pair: tuple[str, str], activation: str) -> bool:
+        """The scale and zero point belong to this one activation tensor: produced by a node (not a
+        constant), read only by its own quantize/dequantize nodes or its producer and readers."""
+        allowed = {id(producer[activation])} if activation in producer else set()
+        if not allowed or any(name not in initializers for name in pair):
+            return False
+        users = {id(n) for name in pair for n in readers.get(name, [])}
+        return users <= allowed | {id(n) for n in readers.get(activation, [])} | _qdq_pair_ids(activation)
+
+    def _qdq_pair_ids(activation: str) -> set[int]:
+        ids = set()
+        for node in readers.get(activation, []):
+            if node.op_type == "QuantizeLinear":
+                ids.add(id(node))
+                ids.update(id(n) for n in readers.get(node.output[0], []) if n.op_type == "DequantizeLinear")
+        return ids
+
+    changed, rewritten = 0, set()
     for node in proto.graph.node:
         if node.op_type == "QLinearConcat":  # (Y_scale, Y_zero_point, then X, X_scale, X_zero_point per input)
-            target, inputs = tuple(node.input[:2]), [tuple(node.input[i + 1:i + 3]) for i in range(2, len(node.input), 3)]
-        elif node.op_type == "Concat":  # QDQ: DQ -> Concat -> Q
+            target = tuple(node.input[:2])
+            inputs = [(node.input[i], tuple(node.input[i + 1:i + 3])) for i in range(2, len(node.input), 3)]
+        elif node.op_type == "Concat":  # QDQ: Q -> DQ -> Concat -> Q
             quantize = [r for r in readers.get(node.output[0], []) if r.op_type == "QuantizeLinear"]
             dequantize = [producer.get(name) for name in node.input]
-            if len(quantize) != 1 or not all(d is not None and d.op_type == "DequantizeLinear" for d in dequantize):
+            if len(quantize) != 1 or not all(d is not None and d.op_type == "DequantizeLinear"
+                                             and getattr(producer.get(d.input[0]), "op_type", "") == "QuantizeLinear"
+                                             for d in dequantize):
                 continue
-            target, inputs = tuple(quantize[0].input[1:3]), [tuple(d.input[1:3]) for d in dequantize]
+            target = tuple(quantize[0].input[1:3])
+            inputs = [(producer[d.input[0]].input[0], tuple(d.input[1:3])) for d in dequantize]
         else:
             continue
-        if not all(name in initializers for pair in [target, *inputs] for name in pair):
+        if any(name not in initializers for name in target) or \
+                not all(own_params(pair, activation) and pair[0] not in rewritten for activation, pair in inputs):
             continue
-        for scale, zero_point in inputs:
+        for _, (scale, zero_point) in inputs:
             for source, name in zip(target, (scale, zero_point)):
                 initializers[name].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(initializers[source]), name))
+            rewritten.add(scale)
         changed += 1
     return changed
 
