@@ -75,3 +75,43 @@ def test_the_request_is_a_multipart_post_of_the_file_field():
     assert head.startswith(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:9\r\n")
     assert f"Content-Length: {len(body)}".encode() in head
     assert b'name="file"; filename="a b.jpg"' in body and b"\x00\x01" in body
+
+
+def test_connections_are_kept_alive_and_a_response_without_length_is_a_failure_not_an_answer():
+    connections, answered = [], []
+
+    async def handler(reader, writer):
+        connections.append(1)
+        while True:
+            try:
+                request = await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            answered.append(1)
+            if b"chunked" in request:
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    url, stop = _serve_in_thread(handler)
+    try:
+        kept = load_test(url, [Upload("good.jpg", b"data", "image/jpeg", True)], total=30, concurrency=3, timeout=10)
+        chunked = load_test(url, [Upload("chunked.jpg", b"data", "image/jpeg", True)], total=2, concurrency=1, timeout=10)
+    finally:
+        stop()
+    assert kept.statuses == {200: 30} and len(connections) == 3 + 2  # one each for the first run's 3 workers
+    assert chunked.statuses == {0: 2} and all("BadResponse" in u for u in chunked.unexpected)
+
+
+def test_a_server_that_never_answers_times_out():
+    async def handler(reader, writer):
+        await asyncio.sleep(30)
+
+    url, stop = _serve_in_thread(handler)
+    try:
+        result = load_test(url, [Upload("good.jpg", b"data", "image/jpeg", True)], total=2, concurrency=2, timeout=0.5)
+    finally:
+        stop()
+    assert result.statuses == {0: 2} and all("TimeoutError" in u for u in result.unexpected)

@@ -57,17 +57,23 @@ class LoadResult:
 BOUNDARY = "squeezelab-load-test-boundary"
 
 
-def request_bytes(upload: Upload, host: str) -> bytes:
+def request_bytes(upload: Upload, host: str, path: str = "/predict") -> bytes:
     """The whole HTTP/1.1 request that posts `upload` as multipart field `file`, built once."""
     body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{upload.name}"\r\n'
             f"Content-Type: {upload.content_type}\r\n\r\n").encode() + upload.data + f"\r\n--{BOUNDARY}--\r\n".encode()
-    head = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     return head + body
 
 
+class BadResponse(Exception):
+    """A response this client cannot delimit (no Content-Length) or that was cut off."""
+
+
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bool]:
-    """Send one request and read its response: (status, whether the server closes the connection)."""
+    """Send one request and read its response: (status, whether the connection must be closed).
+    Only Content-Length bodies are read (what the service sends); anything else is a BadResponse,
+    never a status, so a reply this client misreads cannot pass for an answer."""
     writer.write(request)
     try:
         await writer.drain()
@@ -76,15 +82,23 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("the server closed the connection without answering")
-    status, length, close = int(status_line.split()[1]), 0, False
-    while (line := await reader.readline()) not in (b"\r\n", b""):
+    version, status = status_line.split()[:2]
+    length, close = None, version != b"HTTP/1.1"
+    while True:
+        line = await reader.readline()
+        if line == b"\r\n":
+            break
+        if not line:
+            raise BadResponse("the response ended inside its headers")
         name, _, value = line.decode("latin-1").partition(":")
         if name.lower() == "content-length":
             length = int(value)
         elif name.lower() == "connection":
-            close = value.strip().lower() == "close"
+            close = close or value.strip().lower() == "close"
+    if length is None:
+        raise BadResponse("a response without Content-Length")
     await reader.readexactly(length)
-    return status, close
+    return int(status), close
 
 
 async def _load(url: str, uploads: Sequence[Upload], total: int, concurrency: int, timeout: float) -> LoadResult:
@@ -94,8 +108,10 @@ async def _load(url: str, uploads: Sequence[Upload], total: int, concurrency: in
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    if parts.scheme != "http":
+        raise ValueError(f"the load test speaks plain HTTP; got {url}")
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = [request_bytes(u, parts.netloc) for u in uploads]
+    requests = [request_bytes(u, parts.netloc, parts.path.rstrip("/") + "/predict") for u in uploads]
     statuses: Counter = Counter()
     unexpected: list[str] = []
     latencies: list[float] = []
@@ -109,7 +125,7 @@ async def _load(url: str, uploads: Sequence[Upload], total: int, concurrency: in
             try:
                 connection = connection or await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
                 status, close = await asyncio.wait_for(_exchange(*connection, requests[i % len(uploads)]), timeout)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, BadResponse, ValueError) as exc:
                 status, close = 0, True
                 unexpected.append(f"{upload.name}: {type(exc).__name__}")
             latencies.append((time.perf_counter() - t0) * 1e3)
