@@ -12,17 +12,28 @@ from data.image_builders import make_folder
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "agreement_floor.py"
 
 
-def test_prints_confidence_and_self_agreement_on_the_held_out_images(tmp_path, trained_run):
+def test_measures_on_the_images_compress_holds_out(tmp_path, trained_run):
+    from squeezelab.compress import datafree
+
     result, _ = trained_run
     make_folder(tmp_path / "photos", classes=("a", "b"), per_class=5, size=(20, 20))
     done = subprocess.run([sys.executable, str(BENCH), result["checkpoint"], "--images", tmp_path / "photos",
-                           "--held-out", "8", "--calibration", "2", "--threads", "1"],
+                           "--held-out-images", "8", "--calib-images", "2", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads(done.stdout.splitlines()[-1])
-    assert rows["images"] == 8
-    assert rows["median_top1_probability"] >= rows["median_margin_over_second"] >= 0
-    assert all(0 <= rows[k] <= 1 for k in ("agreement_shift_1px", "agreement_flip", "agreement_weight_noise_1pct"))
+    calibration, held_out = datafree.split_images(tmp_path / "photos", 2, 8, 0)
+    assert rows["images"] == 8 and rows["held_out"] == [str(p) for p in held_out]
+    assert not set(rows["held_out"]) & {str(p) for p in calibration}
+    assert 0.5 <= rows["median_top1_probability"] <= 1  # two classes: the top one has at least half
+
+
+def test_a_folder_with_too_few_images_is_one_line(tmp_path, trained_run):
+    result, _ = trained_run
+    make_folder(tmp_path / "photos", classes=("a",), per_class=2, size=(20, 20))
+    done = subprocess.run([sys.executable, str(BENCH), result["checkpoint"], "--images", tmp_path / "photos"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "agreement_floor:" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_weight_noise_moves_weights_by_the_asked_share_of_their_spread_and_leaves_biases():
@@ -34,6 +45,7 @@ def test_weight_noise_moves_weights_by_the_asked_share_of_their_spread_and_leave
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.Conv2d(64, 64, 3))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), bench.weight_noise(model, 0.0).parameters()))
     noisy = bench.weight_noise(model, 0.01)
     for (name, before), after in zip(model.named_parameters(), noisy.parameters()):
         before, after = before.detach(), after.detach()
