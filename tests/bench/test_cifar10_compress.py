@@ -25,16 +25,16 @@ def test_one_setting_gives_a_table_2_row_measured_on_the_test_images(tmp_path, c
     assert trained.returncode == 0, trained.stderr[-2000:]
     checkpoint = json.loads(trained.stdout)["checkpoint"]
 
-    done = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-6bit", "--json",
-                  "--threads", "1")
+    done = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-8bit-no-finetune",
+                  "--json", "--threads", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     [row] = json.loads(done.stdout.splitlines()[-1])
-    assert row["setting"] == "paper-6bit" and row["test_images"] == 6
+    assert row["setting"] == "paper-8bit-no-finetune" and row["test_images"] == 6
     assert row["sqz_bytes"] < row["fp32_bytes"] and row["ratio"] > 4
     assert 0 <= row["top1_after"] <= 1 and 0 <= row["top1_before"] <= 1
-    assert "| paper-6bit | " in done.stdout and (tmp_path / "dc" / "points" / "paper-6bit-seed0.json").is_file()
+    assert "| paper-8bit-no-finetune | " in done.stdout and (tmp_path / "dc" / "points" / "paper-8bit-no-finetune-seed0.json").is_file()
 
-    again = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-6bit", "--json")
+    again = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-8bit-no-finetune", "--json")
     assert "compressing" not in again.stdout and json.loads(again.stdout.splitlines()[-1]) == [row]
 
 

@@ -48,10 +48,10 @@ def open_dataset(config: DataConfig | str = DataConfig()) -> Dataset:
         from squeezelab.data.files import open_list_file
 
         return open_list_file(config, path)
-    if path.is_dir():
+    if (folder := _folder(spec)) is not None:
         from squeezelab.data.files import open_folder
 
-        return open_folder(config, path)
+        return open_folder(config, folder)
     if not path.exists():
         raise SqueezelabError(
             f"data {spec!r} not found: pass digits, synthetic, cifar10:ROOT, cifar100:ROOT, a folder with one "
@@ -61,12 +61,14 @@ def open_dataset(config: DataConfig | str = DataConfig()) -> Dataset:
 
 
 def _folder(spec: str) -> Path | None:
-    """The folder a spec names, in `open_dataset`'s order (built-in names and prefixes first, so
-    a folder called "digits" in the working directory does not shadow the built-in set)."""
-    if spec in ("digits", "synthetic") or spec.startswith(("synthetic:", "cifar10:", "cifar100:")):
+    """The folder a spec names, or None: the one rule `open_dataset` and the result stores share.
+    Built-in names and prefixes come first, so a folder called "digits" in the working directory
+    does not shadow the built-in set."""
+    if spec in ("digits", "synthetic") or spec.startswith(("synthetic:", "cifar10:", "cifar100:")) \
+            or spec.lower().endswith(".txt"):
         return None
     path = Path(spec).expanduser()
-    return path if path.is_dir() and not spec.lower().endswith(".txt") else None
+    return path if path.is_dir() else None
 
 
 def default_side(spec: str) -> int:
