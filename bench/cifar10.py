@@ -14,6 +14,8 @@ that: no epoch is chosen, no run stopped early on them.
     python bench/cifar10.py --json --seed 1 --save cifar10.pt   # and keep the final model
     python bench/cifar10.py --prepare 1000      # print a folder: 1,000 train images a class, all test
     python bench/cifar10.py --json --model-option bypass=simple   # the same recipe, another variant
+    python bench/cifar10.py --json --model tv/mobilenet_v3_small --model-option stem=cifar \
+        --out docs/results/full-set                  # a peer, kept as a result file for docs/results.md
 
 Keys of the JSON line: test_acc, test_acc_tta, minutes (wall, from the command's start to the last
 figure, data preparation included), epochs, model, params, macs, seed, load (the 1/5/15-minute
@@ -28,6 +30,7 @@ START = time.perf_counter()
 
 import argparse  # noqa: E402 - the clock starts before anything is imported
 import dataclasses  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -104,6 +107,30 @@ def train_final_model(data, config, model_config, speed, log):
     return model
 
 
+def point_key(model: str, options: dict, table: list | None) -> str:
+    """The result file's name: the model, its options and (a digest of) its layer table."""
+    parts = [model.replace("/", "_"), *(f"{k}-{v}" for k, v in sorted(options.items()))]
+    if table:
+        parts.append("table-" + hashlib.sha256(json.dumps(table).encode()).hexdigest()[:8])
+    return "-".join(parts)
+
+
+def write_point(out: Path, key: str, figures: dict) -> None:
+    """The run as a result file (`analysis.store`'s layout): `accuracy` is the final model's test
+    top-1, so tables average it over seeds like every other result on docs/results.md."""
+    import subprocess
+
+    from squeezelab.analysis.store import write_unit
+
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                  capture_output=True, text=True).stdout.strip() or None
+    except OSError:  # no git
+        revision = None
+    write_unit(out, key, figures["seed"], {**figures, "accuracy": figures["test_acc"], "accuracy_on": "test",
+                                           "revision": revision})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -122,7 +149,12 @@ def main() -> None:
                              "images (made once, of links into the cache), for the sweeps of docs/results.md")
     parser.add_argument("--save", metavar="PATH", default=None,
                         help="also write the final model as a squeezelab checkpoint (.pt) for export, eval, serve")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="also write the figures as DIR/points/MODEL-seedN.json, a result file "
+                             "bench/results_tables.py builds docs/results.md's full-set table from")
     args = parser.parse_args()
+    if args.quick and args.out:
+        parser.error("--quick is a smoke run; its figures are not kept (drop --out)")
 
     if args.prepare is not None:
         print(subset(extract(ARCHIVE, Path(args.cache)), Path(args.cache), args.prepare, 1000))
@@ -131,6 +163,7 @@ def main() -> None:
     import torch
 
     from squeezelab import runtime
+    from squeezelab.analysis.store import read_unit, unit_path
     from squeezelab.analysis.summary import summarize
     from squeezelab.cli.analysis import parse_options
     from squeezelab.evaluate import evaluate
@@ -151,6 +184,11 @@ def main() -> None:
     rows = json.loads(args.table) if args.table else None
     options = parse_options(args.model_option, "--model-option")
     model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)
+    key = point_key(model_config.name, options, rows)
+    if args.out and (done := read_unit(Path(args.out), key, args.seed)) is not None:  # a rerun trains nothing
+        log(f"already measured: {unit_path(Path(args.out), key, args.seed)}")
+        print(json.dumps(done) if args.json else done)
+        return
     speed = runtime.SpeedConfig()
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
@@ -176,6 +214,8 @@ def main() -> None:
     }
     if not math.isfinite(test.loss):
         figures["note"] = "non-finite test loss"
+    if args.out:
+        write_point(Path(args.out), key, figures)
     if args.json:
         print(json.dumps(figures))
     else:

@@ -2,7 +2,7 @@
 no data needed): one command, whatever has finished so far.
 
 Each folder there holds one file per finished training or compression (`points/*.json`, written
-by `squeezelab explore`, `squeezelab compare` and bench/cifar10_compress.py) and what they share
+by `squeezelab explore`, `squeezelab compare`, bench/cifar10.py --out and bench/cifar10_compress.py) and what they share
 (`recipe.json`). A (point, seed) that has not finished yet is simply absent: a row shows the seeds
 it has.
 
@@ -97,10 +97,25 @@ def compression_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def full_set_table(records: list[dict]) -> str:
+    """Runs of bench/cifar10.py on all 50,000 training images: one row per model, over its seeds."""
+    from squeezelab.analysis.compare import stem_of
+
+    lines = ["| model | stem | params | MMACs | epochs | test top-1 % (mean +- std) | seeds | with flip TTA % "
+             "| minutes a run |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (name, options), group in _by(records, lambda r: (r["model"], json.dumps(r["model_options"]))).items():
+        r, tta = group[0], [100 * g["test_acc_tta"] for g in group]
+        lines.append(f"| {name} | {stem_of(name, json.loads(options))} | {r['params']:,} | {r['macs'] / 1e6:.1f} | "
+                     f"{r['epochs']} | {_accuracy(group)} | {sum(tta) / len(tta):.2f} | "
+                     f"{sum(g['minutes'] for g in group) / len(group):.1f} |")
+    return "\n".join(lines)
+
+
 TITLES = {"peers": "SqueezeNet and its peers", "bypass": "Bypass (Table 3)",
           "deep-compression": "Deep Compression (Table 2)",
           "alexnet-own-rate": "AlexNet with He initialisation at a tenth of the rate",
-          "squeezenet-cifar-bypass": "squeezenet_cifar with simple bypass"}
+          "squeezenet-cifar-bypass": "squeezenet_cifar with simple bypass",
+          "full-set": "SqueezeNet and the best peer on all 50,000 training images"}
 
 
 def tables(folder: Path) -> list[tuple[str, str]]:
@@ -112,6 +127,8 @@ def tables(folder: Path) -> list[tuple[str, str]]:
     title = TITLES.get(folder.name, folder.name)
     if "setting" in records[0]:
         return [(title, compression_table(records))]
+    if "test_acc" in records[0]:
+        return [(title, full_set_table(records))]
     if "point" not in records[0]:
         return [(title, peers_table(folder, records))]
     if folder.name == "design-space":
@@ -124,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
     root = Path(parser.parse_args().root)
-    order = ("peers", "design-space", "bypass", "deep-compression")  # the page's, then any other folder
+    order = ("peers", "full-set", "design-space", "bypass", "deep-compression")  # the page's, then any other folder
     folders = [path for path in root.iterdir() if (path / "points").is_dir()]
     for folder in sorted(folders, key=lambda path: (order.index(path.name) if path.name in order else len(order),
                                                     path.name)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -28,3 +29,29 @@ def test_quick_run_ends_with_the_figures_of_the_model_it_was_given():
     expected = create_model("squeezenet_cifar", bypass="simple", head_norm=True)
     assert figures["params"] == sum(p.numel() for p in expected.parameters())
     assert 0.0 <= figures["test_acc"] <= 1.0
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("cifar10_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_out_keeps_the_figures_as_a_result_file_named_by_model_options_and_table(tmp_path):
+    from squeezelab.analysis.store import read_unit
+
+    bench = _bench_module()
+    assert bench.point_key("tv/mobilenet_v3_small", {"stem": "cifar"}, None) == "tv_mobilenet_v3_small-stem-cifar"
+    table = [["conv", 32, 3, 1, 1], ["fire", 16, 32, 32]]
+    assert bench.point_key("squeezenet_cifar", {}, table) != bench.point_key("squeezenet_cifar", {}, table[:1])
+    figures = {"test_acc": 0.5, "test_acc_tta": 0.52, "seed": 3, "model": "squeezenet_cifar", "model_options": {}}
+    bench.write_point(tmp_path, "squeezenet_cifar", figures)
+    record = read_unit(tmp_path, "squeezenet_cifar", 3)
+    assert record["accuracy"] == 0.5 and record["accuracy_on"] == "test" and record["test_acc_tta"] == 0.52
+
+
+def test_a_smoke_run_is_not_kept_as_a_result():
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", "somewhere"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "--quick is a smoke run" in done.stderr and "Traceback" not in done.stderr

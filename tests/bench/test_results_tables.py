@@ -30,6 +30,11 @@ def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
     _write(tmp_path / "deep-compression", "paper-8bit-seed0", {
         "setting": "paper-8bit", "fp32_bytes": 2_747_560, "sqz_bytes": 305_460, "ratio": 9.0, "top1_before": 0.8713,
         "top1_after": 0.8159, "points_lost": 5.54})
+    for seed, accuracy in ((0, 0.875), (1, 0.8713)):
+        _write(tmp_path / "full-set", f"squeezenet_cifar-seed{seed}", {
+            "model": "squeezenet_cifar", "model_options": {}, "seed": seed, "test_acc": accuracy,
+            "test_acc_tta": accuracy + 0.01, "accuracy": accuracy, "accuracy_on": "test", "minutes": 50 + seed,
+            "epochs": 20, "params": 682_058, "macs": 57_589_760})
     done = subprocess.run([sys.executable, str(BENCH), "--root", str(tmp_path)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -37,3 +42,4 @@ def test_tables_show_mean_and_spread_of_the_finished_seeds(tmp_path):
     assert "| squeezenet1_1 | cifar | " in done.stdout and "| 70.00 | 1 |" in done.stdout
     assert "### squeezenet_cifar with simple bypass" in done.stdout and "| 68.94 | 1 |" in done.stdout
     assert "| paper-8bit | 2,747,560 | 305,460 | 9.0x | 87.13% | 81.59% | 5.54 |" in done.stdout
+    assert "| squeezenet_cifar | cifar | 682,058 | 57.6 | 20 | 87.31 +- 0.26 | 2 | 88.31 | 50.5 |" in done.stdout

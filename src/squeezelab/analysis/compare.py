@@ -100,9 +100,12 @@ def model_options(name: str, config: CompareConfig, small: bool) -> dict:
 
 
 def stem_of(name: str, options: dict) -> str:
-    """What a row's `stem` says: the option the model was built with, or its default."""
+    """What a row's `stem` says: the option the model was built with, or its default (the
+    small-image model's own layout is the CIFAR stem, whichever it was asked for)."""
     from squeezelab.models.registry import model_family
 
+    if name == SMALL_IMAGE_MODEL and options.get("stem", "standard") in ("standard", "cifar"):
+        return "cifar"
     return options.get("stem") or ("standard" if model_family(name) == "squeezenet" else "imagenet")
 
 
