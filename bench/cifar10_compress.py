@@ -42,7 +42,15 @@ SETTINGS = {
 }
 
 
-def compress_one(checkpoint: str, data: str, setting: str, threads: int) -> dict:
+def options_of(setting: str, finetune_epochs: int | None) -> dict:
+    """A setting's CompressConfig options, with `finetune_epochs` for the settings that fine-tune."""
+    options = SETTINGS[setting]
+    if finetune_epochs is None or options.get("finetune_epochs") == 0:
+        return options
+    return {**options, "finetune_epochs": finetune_epochs}
+
+
+def compress_one(checkpoint: str, data: str, setting: str, options: dict, threads: int) -> dict:
     import torch
 
     from squeezelab.compress.config import CompressConfig
@@ -53,14 +61,14 @@ def compress_one(checkpoint: str, data: str, setting: str, threads: int) -> dict
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         sqz = Path(tmp) / f"{setting}.sqz"
-        report = compress_checkpoint(checkpoint, sqz, CompressConfig(**SETTINGS[setting]), data_spec=data,
+        report = compress_checkpoint(checkpoint, sqz, CompressConfig(**options), data_spec=data,
                                      report_dir=Path(tmp) / "report", log=print)
         test = str(Path(data) / "test")
         before = evaluate_file(checkpoint, test, threads=threads)
         after = evaluate_file(sqz, test, threads=threads)
         sqz_bytes = sqz.stat().st_size
     return {
-        "setting": setting, "options": SETTINGS[setting], "fp32_bytes": report.original_bytes,
+        "setting": setting, "options": options, "fp32_bytes": report.original_bytes,
         "sqz_bytes": sqz_bytes, "ratio": round(report.original_bytes / sqz_bytes, 2),
         "top1_before": before["top1"], "top1_after": after["top1"],
         "points_lost": round(100 * (before["top1"] - after["top1"]), 2), "test_images": after["count"],
@@ -77,6 +85,9 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="one result file per setting goes here (points/)")
     parser.add_argument("--settings", default="default,paper-8bit,paper-6bit",
                         help=f"comma-separated, from {', '.join(SETTINGS)} (default: the first three)")
+    parser.add_argument("--finetune-epochs", type=int, default=None, metavar="N",
+                        help="epochs after each pruning round and after sharing, for the settings that fine-tune "
+                             "(default: compress's 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true", help="end with the rows as one JSON line")
     args = parser.parse_args()
@@ -97,13 +108,15 @@ def main() -> None:
     try:
         check_recipe(out, {"checkpoint": Path(args.checkpoint).name, "data": str(args.data)})  # one model, one data set
         for setting in settings:
+            options = options_of(setting, args.finetune_epochs)
             row = read_unit(out, setting, 0)
-            if row is not None and row["options"] != SETTINGS[setting]:
+            if row is not None and row["options"] != options:
                 raise SqueezelabError(f"{out} holds a {setting} row made with other options ({row['options']}); "
                                       "delete its file in points/ to compress it again")
             if row is None:
-                print(f"compressing with {setting}: {SETTINGS[setting] or 'the defaults'}", flush=True)
-                row = write_unit(out, setting, 0, compress_one(args.checkpoint, args.data, setting, args.threads))
+                print(f"compressing with {setting}: {options or 'the defaults'}", flush=True)
+                row = write_unit(out, setting, 0, compress_one(args.checkpoint, args.data, setting, options,
+                                                               args.threads))
             rows.append(row)
     except SqueezelabError as exc:
         raise SystemExit(f"cifar10_compress: {exc}") from None

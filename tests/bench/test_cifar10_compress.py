@@ -42,3 +42,14 @@ def test_a_folder_without_test_is_refused_in_one_line(tmp_path):
     make_folder(tmp_path / "photos", classes=("a", "b"), per_class=2)
     done = _bench(tmp_path / "missing.pt", "--data", tmp_path / "photos", "--out", tmp_path / "dc")
     assert done.returncode != 0 and "needs train/ and test/" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_finetune_epochs_reach_only_the_settings_that_fine_tune():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cifar10_compress", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.options_of("default", 1) == {"finetune_epochs": 1}
+    assert bench.options_of("paper-6bit", None) == bench.SETTINGS["paper-6bit"]
+    assert bench.options_of("share-5bit", 1) == bench.SETTINGS["share-5bit"]  # nothing to fine-tune
