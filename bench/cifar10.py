@@ -115,20 +115,23 @@ def point_key(model: str, options: dict, table: list | None) -> str:
     return "-".join(parts)
 
 
+def revision() -> str | None:
+    """The checkout's commit, read when the run starts (commits made while it trains are not its code)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True).stdout.strip() or None
+    except OSError:  # no git
+        return None
+
+
 def write_point(out: Path, key: str, figures: dict) -> None:
     """The run as a result file (`analysis.store`'s layout): `accuracy` is the final model's test
     top-1, so tables average it over seeds like every other result on docs/results.md."""
-    import subprocess
-
     from squeezelab.analysis.store import write_unit
 
-    try:
-        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                                  capture_output=True, text=True).stdout.strip() or None
-    except OSError:  # no git
-        revision = None
-    write_unit(out, key, figures["seed"], {**figures, "accuracy": figures["test_acc"], "accuracy_on": "test",
-                                           "revision": revision})
+    write_unit(out, key, figures["seed"], {**figures, "accuracy": figures["test_acc"], "accuracy_on": "test"})
 
 
 def main() -> None:
@@ -159,6 +162,7 @@ def main() -> None:
     if args.prepare is not None:
         print(subset(extract(ARCHIVE, Path(args.cache)), Path(args.cache), args.prepare, 1000))
         return
+    started_at = revision()
 
     import torch
 
@@ -210,7 +214,7 @@ def main() -> None:
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
         "test_images": len(data.val), "threads": torch.get_num_threads(), "quick": args.quick,
-        "device": str(next(model.parameters()).device),
+        "device": str(next(model.parameters()).device), "revision": started_at,
     }
     if not math.isfinite(test.loss):
         figures["note"] = "non-finite test loss"

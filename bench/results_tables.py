@@ -113,6 +113,7 @@ def full_set_table(records: list[dict]) -> str:
 
 TITLES = {"peers": "SqueezeNet and its peers", "bypass": "Bypass (Table 3)",
           "deep-compression": "Deep Compression (Table 2)",
+          "deep-compression-full": "Deep Compression, fine-tuned on all 50,000 training images",
           "alexnet-own-rate": "AlexNet with He initialisation at a tenth of the rate",
           "squeezenet-cifar-bypass": "squeezenet_cifar with simple bypass",
           "full-set": "SqueezeNet and the best peer on all 50,000 training images"}
@@ -141,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
     root = Path(parser.parse_args().root)
-    order = ("peers", "full-set", "design-space", "bypass", "deep-compression")  # the page's, then any other folder
+    order = ("peers", "full-set", "design-space", "bypass", "deep-compression", "deep-compression-full")  # the page's, then any other folder
     folders = [path for path in root.iterdir() if (path / "points").is_dir()]
     for folder in sorted(folders, key=lambda path: (order.index(path.name) if path.name in order else len(order),
                                                     path.name)):
