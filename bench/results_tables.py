@@ -2,8 +2,8 @@
 no data needed): one command, whatever has finished so far.
 
 Each folder there holds one file per finished training or compression (`points/*.json`, written
-by `squeezelab explore`, `squeezelab compare`, bench/cifar10.py --out and bench/cifar10_compress.py) and what they share
-(`recipe.json`). A (point, seed) that has not finished yet is simply absent: a row shows the seeds
+by `squeezelab explore`, `squeezelab compare`, bench/cifar10.py --out and bench/cifar10_compress.py)
+and what they share (`recipe.json`). A (point, seed) that has not finished yet is simply absent: a row shows the seeds
 it has.
 
     python bench/results_tables.py [--root docs/results]
@@ -142,7 +142,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "docs" / "results"))
     root = Path(parser.parse_args().root)
-    order = ("peers", "full-set", "design-space", "bypass", "deep-compression", "deep-compression-full")  # the page's, then any other folder
+    # the page's order, then any other folder
+    order = ("peers", "full-set", "design-space", "bypass", "deep-compression", "deep-compression-full")
     folders = [path for path in root.iterdir() if (path / "points").is_dir()]
     for folder in sorted(folders, key=lambda path: (order.index(path.name) if path.name in order else len(order),
                                                     path.name)):

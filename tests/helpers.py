@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from squeezelab.cli import main
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 
 # A data set small enough that a training run takes about a second.
 TINY_DATA = "synthetic:n=48,classes=3,size=12"
@@ -67,3 +71,11 @@ def write_small_checkpoint(path, classes):
     save_checkpoint(path, {"model": {"name": "squeezenet1_1", "options": options}, "state_dict": model.state_dict(),
                            "classes": list(classes), "preprocessing": preprocessing})
     return path
+
+
+def load_bench(name: str):
+    """A script of bench/ as a module, to test its functions without running its main."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from data.image_builders import make_folder
+from helpers import load_bench
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "agreement_floor.py"
 
@@ -37,13 +38,9 @@ def test_a_folder_with_too_few_images_is_one_line(tmp_path, trained_run):
 
 
 def test_weight_noise_moves_weights_by_the_asked_share_of_their_spread_and_leaves_biases():
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("agreement_floor", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("agreement_floor")
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.Conv2d(64, 64, 3))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), bench.weight_noise(model, 0.0).parameters()))
     noisy = bench.weight_noise(model, 0.01)

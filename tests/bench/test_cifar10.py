@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_bench
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cifar10.py"
 ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpg.tar.gz"
@@ -31,17 +31,10 @@ def test_quick_run_ends_with_the_figures_of_the_model_it_was_given():
     assert 0.0 <= figures["test_acc"] <= 1.0
 
 
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("cifar10_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_out_keeps_the_figures_as_a_result_file_named_by_model_options_and_table(tmp_path):
     from squeezelab.analysis.store import read_unit
 
-    bench = _bench_module()
+    bench = load_bench("cifar10")
     assert bench.point_key("tv/mobilenet_v3_small", {"stem": "cifar"}, None) == "tv_mobilenet_v3_small-stem-cifar"
     table = [["conv", 32, 3, 1, 1], ["fire", 16, 32, 32]]
     assert bench.point_key("squeezenet_cifar", {}, table) != bench.point_key("squeezenet_cifar", {}, table[:1])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from data.image_builders import make_folder
+from helpers import load_bench
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "cifar10_compress.py"
 
@@ -32,9 +33,11 @@ def test_one_setting_gives_a_table_2_row_measured_on_the_test_images(tmp_path, c
     assert row["setting"] == "paper-8bit-no-finetune" and row["test_images"] == 6
     assert row["sqz_bytes"] < row["fp32_bytes"] and row["ratio"] > 4
     assert 0 <= row["top1_after"] <= 1 and 0 <= row["top1_before"] <= 1
-    assert "| paper-8bit-no-finetune | " in done.stdout and (tmp_path / "dc" / "points" / "paper-8bit-no-finetune-seed0.json").is_file()
+    assert "| paper-8bit-no-finetune | " in done.stdout
+    assert (tmp_path / "dc" / "points" / "paper-8bit-no-finetune-seed0.json").is_file()
 
-    again = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-8bit-no-finetune", "--json")
+    again = _bench(checkpoint, "--data", root, "--out", tmp_path / "dc", "--settings", "paper-8bit-no-finetune",
+                   "--json")
     assert "compressing" not in again.stdout and json.loads(again.stdout.splitlines()[-1]) == [row]
 
 
@@ -45,11 +48,7 @@ def test_a_folder_without_test_is_refused_in_one_line(tmp_path):
 
 
 def test_finetune_epochs_reach_only_the_settings_that_fine_tune():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cifar10_compress", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("cifar10_compress")
     assert bench.options_of("default", 1) == {"finetune_epochs": 1}
     assert bench.options_of("paper-6bit", None) == bench.SETTINGS["paper-6bit"]
     assert bench.options_of("share-5bit", 1) == bench.SETTINGS["share-5bit"]  # nothing to fine-tune
