@@ -13,13 +13,17 @@ that: no epoch is chosen, no run stopped early on them.
     python bench/cifar10.py --quick             # a smoke run: 1 epoch on 2,000 + 500 images
     python bench/cifar10.py --json --seed 1 --save cifar10.pt   # and keep the final model
     python bench/cifar10.py --prepare 1000      # print a folder: 1,000 train images a class, all test
+    python bench/cifar10.py --holdout 2000 --epochs 6 --cutout 8   # choose a recipe: score on held-out
+                                                # training images (the last 500 a class), never on test/
     python bench/cifar10.py --json --model-option bypass=simple   # the same recipe, another variant
     python bench/cifar10.py --json --model tv/mobilenet_v3_small --model-option stem=cifar \
         --out docs/results/full-set                  # a peer, kept as a result file for docs/results.md
 
 Keys of the JSON line: test_acc, test_acc_tta, minutes (wall, from the command's start to the last
 figure, data preparation included), epochs, model, params, macs, seed, load (the 1/5/15-minute
-load averages at the end), and more.
+load averages at the end), and more. With --holdout the run never opens test/: it trains on N
+training images a class and scores on 500 others a class held out of the training set, so its
+keys are val_acc and val_acc_tta; that is how recipes are compared (docs/training.md).
 """
 
 from __future__ import annotations
@@ -74,6 +78,32 @@ def subset(root: Path, cache: Path, train_per_class: int, test_per_class: int) -
     return small
 
 
+HELD_OUT_PER_CLASS = 500
+
+
+def holdout(root: Path, cache: Path, train_per_class: int) -> Path:
+    """A folder of links for choosing a recipe without the test split: train/ holds the first
+    `train_per_class` training images of each class, test/ the last HELD_OUT_PER_CLASS (500) of
+    them, never trained on; the official test images are not in it."""
+    labels = {label: sorted(label.iterdir()) for label in sorted((root / "train").iterdir())}
+    keep = min(len(images) for images in labels.values()) - HELD_OUT_PER_CLASS
+    if not 1 <= train_per_class <= keep:
+        raise SystemExit(f"--holdout takes 1 to {keep} training images a class (the last {HELD_OUT_PER_CLASS} "
+                         f"are held out), got {train_per_class}")
+    folder = cache / f"{root.name}-holdout-{train_per_class}"
+    if (folder / ".complete").exists():
+        return folder
+    for label, images in labels.items():
+        for split, part in (("train", images[:train_per_class]), ("test", images[-HELD_OUT_PER_CLASS:])):
+            target = folder / split / label.name
+            target.mkdir(parents=True, exist_ok=True)
+            for image in part:
+                if not (target / image.name).exists():
+                    (target / image.name).symlink_to(image)
+    (folder / ".complete").write_text("ok")
+    return folder
+
+
 def open_train_and_test(root: Path):
     """One Dataset: every image of train/ to train on (normalised by their own statistics), and
     test/ as its held-out split, which only the final scoring reads."""
@@ -107,9 +137,10 @@ def train_final_model(data, config, model_config, speed, log):
     return model
 
 
-def point_key(model: str, options: dict, table: list | None) -> str:
-    """The result file's name: the model, its options and (a digest of) its layer table."""
-    parts = [model.replace("/", "_"), *(f"{k}-{v}" for k, v in sorted(options.items()))]
+def point_key(model: str, options: dict, table: list | None, recipe: dict | None = None) -> str:
+    """The result file's name: the model, its options, the recipe values changed and (a digest
+    of) its layer table."""
+    parts = [model.replace("/", "_"), *(f"{k}-{v}" for k, v in sorted({**options, **(recipe or {})}.items()))]
     if table:
         parts.append("table-" + hashlib.sha256(json.dumps(table).encode()).hexdigest()[:8])
     return "-".join(parts)
@@ -143,6 +174,12 @@ def main() -> None:
                         "'[[\"conv\",32,3,1,1],[\"fire\",16,32,32],[\"pool\"],...]' (models/squeezenet.py)")
     parser.add_argument("--model-option", action="append", metavar="KEY=VALUE",
                         help="a model option, repeatable, e.g. --model-option bypass=simple")
+    parser.add_argument("--translate", type=int, default=None, help="random shift in px (default: the recipe's)")
+    parser.add_argument("--cutout", type=int, default=None, help="cutout square side in px (default: the recipe's)")
+    parser.add_argument("--warmup-epochs", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--holdout", type=int, metavar="N", default=None,
+                        help="train on N training images a class and score on 500 others held out of the training "
+                             "set (keys val_acc, val_acc_tta): how to compare recipes without the test split")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
@@ -158,6 +195,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick and args.out:
         parser.error("--quick is a smoke run; its figures are not kept (drop --out)")
+    if args.holdout is not None and (args.out or args.quick):
+        parser.error("--holdout scores on held-out training images to choose a recipe; it takes neither --out "
+                     "(results are scored on test/) nor --quick")
 
     if args.prepare is not None:
         print(subset(extract(ARCHIVE, Path(args.cache)), Path(args.cache), args.prepare, 1000))
@@ -180,15 +220,20 @@ def main() -> None:
     epochs = 1 if args.quick else args.epochs
     if args.quick:
         root = subset(root, cache, 200, 50)
+    if args.holdout is not None:
+        root = holdout(root, cache, args.holdout)
+    scored = "val" if args.holdout is not None else "test"
     data = open_train_and_test(root)
-    log(f"data ready: {len(data.train)} train / {len(data.val)} test images ({(time.perf_counter() - START):.0f} s)")
-    config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0).resolved(
+    log(f"data ready: {len(data.train)} train / {len(data.val)} {scored} images ({(time.perf_counter() - START):.0f} s)")
+    changed = {k: v for k, v in (("translate", args.translate), ("cutout", args.cutout),
+                                 ("warmup_epochs", args.warmup_epochs)) if v is not None}
+    config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0, **changed).resolved(
         data.image_size, len(data.train))
     use_translation(data, config)
     rows = json.loads(args.table) if args.table else None
     options = parse_options(args.model_option, "--model-option")
     model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)
-    key = point_key(model_config.name, options, rows)
+    key = point_key(model_config.name, options, rows, changed)
     if args.out and (done := read_unit(Path(args.out), key, args.seed)) is not None:  # a rerun trains nothing
         log(f"already measured: {unit_path(Path(args.out), key, args.seed)}")
         print(json.dumps(done) if args.json else done)
@@ -196,7 +241,8 @@ def main() -> None:
     speed = runtime.SpeedConfig()
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
-        f"{config.label_smoothing}, translate {config.translate} px + flips, seed {config.seed}")
+        f"{config.label_smoothing}, translate {config.translate} px + flips, cutout {config.cutout or 0}, "
+        f"seed {config.seed}")
     model = train_final_model(data, config, model_config, speed, log)
     if args.save:
         from squeezelab.train.checkpoint import save_checkpoint
@@ -208,12 +254,12 @@ def main() -> None:
     test_tta = evaluate(model, data, split="val", speed=speed, flip=True)
     summary = summarize(model_config.build().eval(), input_size=data.image_size)
     figures = {
-        "test_acc": round(test.top1, 4), "test_acc_tta": round(test_tta.top1, 4),
+        f"{scored}_acc": round(test.top1, 4), f"{scored}_acc_tta": round(test_tta.top1, 4),
         "minutes": round((time.perf_counter() - START) / 60, 2), "epochs": config.epochs,
         "model": model_config.name, "model_options": options, "table": rows, "params": summary.total_params, "macs": summary.total_macs,
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
-        "test_images": len(data.val), "threads": torch.get_num_threads(), "quick": args.quick,
+        f"{scored}_images": len(data.val), "recipe_changes": changed, "threads": torch.get_num_threads(), "quick": args.quick,
         "device": str(next(model.parameters()).device), "revision": started_at,
     }
     if not math.isfinite(test.loss):

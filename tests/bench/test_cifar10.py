@@ -48,3 +48,21 @@ def test_a_smoke_run_is_not_kept_as_a_result():
     done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", "somewhere"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "--quick is a smoke run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_holdout_trains_and_scores_on_disjoint_training_images_only(tmp_path):
+    bench = load_bench("cifar10")
+    root = tmp_path / "cifar"
+    for split, count in (("train", 503), ("test", 2)):
+        for label in ("cat", "dog"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                (root / split / label / f"{split}{i:04}.jpg").write_bytes(b"")
+    folder = bench.holdout(root, tmp_path / "cache", 3)
+    for label in ("cat", "dog"):
+        trained = {p.name for p in (folder / "train" / label).iterdir()}
+        scored = {p.resolve() for p in (folder / "test" / label).iterdir()}
+        assert len(trained) == 3 and len(scored) == bench.HELD_OUT_PER_CLASS
+        assert not trained & {p.name for p in scored} and all(p.parent.parent.name == "train" for p in scored)
+    with pytest.raises(SystemExit, match="--holdout takes 1 to 3"):
+        bench.holdout(root, tmp_path / "cache", 4)

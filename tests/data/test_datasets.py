@@ -45,6 +45,15 @@ def test_augment_translates_and_flips():
     assert not all(torch.equal(out[i], images[i]) for i in range(8))
 
 
+def test_cutout_greys_one_square_per_image():
+    images = torch.zeros(64, 3, 16, 16, dtype=torch.uint8)
+    out = Augment(pad=0, cutout=4)(images, torch.Generator().manual_seed(0))
+    grey = (out[:, 0] == 128).sum(dim=(1, 2))
+    assert (grey >= 4).all() and (grey <= 16).all()  # a 4x4 square, clipped where it crosses the border
+    assert (grey == 16).sum() > 16  # most squares whole
+    assert torch.equal(out[:, 0], out[:, 2])  # the same square in every channel
+
+
 def test_stratified_split_keeps_each_class():
     train, val = stratified_split([0] * 10 + [1] * 5, 0.2, seed=0)
     assert sorted(train + val) == list(range(15))

@@ -57,3 +57,5 @@ def test_bad_values_are_refused_before_the_recipe_fills_the_rest():
         TrainConfig(schedule="step")
     with pytest.raises(SqueezelabError, match="--translate must be >= 0"):
         TrainConfig(translate=-1)
+    with pytest.raises(SqueezelabError, match="--cutout must be >= 0"):
+        TrainConfig(cutout=-2)

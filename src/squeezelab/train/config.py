@@ -70,6 +70,7 @@ class TrainConfig(JsonConfig):
     schedule: str | None = None  # "cosine", "linear" (decay to 0) or "constant" (after warm-up)
     label_smoothing: float | None = None
     translate: int | None = None  # random shift in pixels for small images (None: the data's, a side / 8)
+    cutout: int | None = None  # side of the square cutout greys per training image of 64 px or less (0: none)
     accumulate: int = 1
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
@@ -94,6 +95,7 @@ class TrainConfig(JsonConfig):
             (unset(self.label_smoothing) or 0 <= self.label_smoothing < 1,
              f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
             (unset(self.translate) or self.translate >= 0, f"--translate must be >= 0, got {self.translate}"),
+            (unset(self.cutout) or self.cutout >= 0, f"--cutout must be >= 0, got {self.cutout}"),
             (unset(self.pretrained_lr_factor) or 0 < self.pretrained_lr_factor <= 1,
              f"--pretrained-lr-factor must be in (0, 1], got {self.pretrained_lr_factor}"),
             (self.recipe == "auto" or self.recipe in RECIPES, f"unknown recipe {self.recipe!r}"),

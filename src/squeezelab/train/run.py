@@ -180,9 +180,14 @@ def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
 
 
 def use_translation(data: Dataset, config: TrainConfig) -> None:
-    """The recipe's random shift (`translate`) in place of the data set's own, where it augments."""
-    if config.translate is not None and data.augment is not None:
+    """The recipe's random shift (`translate`) and cutout in place of the data set's own, where it
+    augments."""
+    if data.augment is None:
+        return
+    if config.translate is not None:
         data.augment = dataclasses.replace(data.augment, pad=config.translate)
+    if config.cutout is not None:
+        data.augment = dataclasses.replace(data.augment, cutout=config.cutout)
 
 
 @dataclasses.dataclass
