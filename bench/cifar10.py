@@ -122,12 +122,14 @@ def train_final_model(data, config, model_config, speed, log):
     import torch
 
     from squeezelab import runtime
-    from squeezelab.train.run import make_epochs, resolve_device, train_epoch
+    from squeezelab.train.run import init_from_data, make_epochs, resolve_device, train_epoch
 
     device = resolve_device(config.device)
     runtime.configure_process(speed)
     torch.manual_seed(config.seed)
-    model = runtime.prepare_model(model_config.build(), device, speed)
+    model = model_config.build()
+    init_from_data(model, data, config)
+    model = runtime.prepare_model(model, device, speed)
     e = make_epochs(model, data, config, device, speed)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
@@ -177,6 +179,8 @@ def main() -> None:
     parser.add_argument("--translate", type=int, default=None, help="random shift in px (default: the recipe's)")
     parser.add_argument("--cutout", type=int, default=None, help="cutout square side in px (default: the recipe's)")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--whiten-stem", type=int, choices=(0, 1), default=None,
+                        help="1: the first conv starts as the patch whitening of the training images (default: the recipe's)")
     parser.add_argument("--holdout", type=int, metavar="N", default=None,
                         help="train on N training images a class and score on 500 others held out of the training "
                              "set (keys val_acc, val_acc_tta): how to compare recipes without the test split")
@@ -226,7 +230,9 @@ def main() -> None:
     data = open_train_and_test(root)
     log(f"data ready: {len(data.train)} train / {len(data.val)} {scored} images ({(time.perf_counter() - START):.0f} s)")
     changed = {k: v for k, v in (("translate", args.translate), ("cutout", args.cutout),
-                                 ("warmup_epochs", args.warmup_epochs)) if v is not None}
+                                 ("warmup_epochs", args.warmup_epochs),
+                                 ("whiten_stem", None if args.whiten_stem is None else bool(args.whiten_stem)))
+               if v is not None}
     config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0, **changed).resolved(
         data.image_size, len(data.train))
     use_translation(data, config)

@@ -138,3 +138,19 @@ def test_the_recipes_translate_and_cutout_replace_the_datas_augmentation():
     assert data.augment is not None and data.augment.cutout == 0
     use_translation(data, TrainConfig(translate=1, cutout=6))
     assert (data.augment.pad, data.augment.cutout) == (1, 6)
+
+
+def test_whiten_stem_sets_a_fresh_models_first_conv_from_the_training_images(tmp_path):
+    from squeezelab.models import create_model
+    from squeezelab.train.run import init_from_data
+
+    data = open_dataset(TINY)
+    model = create_model("squeezenet_cifar", num_classes=3)
+    before = model.features[0].weight.detach().clone()
+    init_from_data(model, data, TrainConfig(whiten_stem=False))
+    assert torch.equal(model.features[0].weight, before)
+    init_from_data(model, data, TrainConfig(whiten_stem=True))
+    assert not torch.equal(model.features[0].weight, before)
+    assert torch.equal(model.features[0].weight[16:], -model.features[0].weight[:16])
+    train(data_config=TINY, train_config=TrainConfig(epochs=1, whiten_stem=True, stuck_steps=0), out=tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["whiten_stem"] is True

@@ -71,6 +71,7 @@ class TrainConfig(JsonConfig):
     label_smoothing: float | None = None
     translate: int | None = None  # random shift in pixels for small images (None: the data's, a side / 8)
     cutout: int | None = None  # side of the square cutout greys per training image of 64 px or less (0: none)
+    whiten_stem: bool | None = None  # first conv from the training images' patch whitening (train.whiten), from scratch
     accumulate: int = 1
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu

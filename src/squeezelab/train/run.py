@@ -37,6 +37,7 @@ from squeezelab.train.loop import LossGuard, train_one_epoch
 from squeezelab.train.schedule import lr_factor
 from squeezelab.train.transfer import (Pretrained, input_preprocessing, load_pretrained, open_pretrained,
                                       pretrained_model_config, recipe_lr)
+from squeezelab.train.whiten import whiten_first_conv_
 from squeezelab.utils.atomic import atomic_write_text, remove_stale_temporaries
 
 
@@ -179,6 +180,17 @@ def run_epoch(e: Epochs, epoch: int, progress=None) -> tuple[dict, EvalResult]:
     return row, val
 
 
+WHITENING_IMAGES = 1024  # training images whose patches set the first conv (train.whiten)
+
+
+def init_from_data(model: nn.Module, data: Dataset, config: TrainConfig) -> None:
+    """What a fresh model takes from its training images before the first step: with
+    `whiten_stem`, the first convolution's filters (train.whiten)."""
+    if config.whiten_stem:
+        images, _ = next(data.batches("train", WHITENING_IMAGES, train=False, shuffle=True, seed=config.seed))
+        whiten_first_conv_(model, images, seed=config.seed)
+
+
 def use_translation(data: Dataset, config: TrainConfig) -> None:
     """The recipe's random shift (`translate`) and cutout in place of the data set's own, where it
     augments."""
@@ -297,6 +309,8 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
             p.requires_grad_(False)
     if state is not None:
         model.load_state_dict(state["state_dict"])
+    elif pretrained is None:
+        init_from_data(model, data, train_config)
     model = runtime.prepare_model(model, device, speed)
     payload = {"model": model_config.to_dict(), "classes": list(data.classes),
                "preprocessing": data.preprocessing.to_dict(), "data": data.config.to_dict(),
