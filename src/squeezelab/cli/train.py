@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -53,6 +54,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cutout", type=int, default=None,
                    help="grey out a random square of this side in each training image of 64 px or less "
                         f"(default: {SMALL_IMAGE_RECIPE.get('cutout', 0)}, none)")
+    p.add_argument("--whiten-stem", action=argparse.BooleanOptionalAction, default=None,
+                   help="start the first conv as the patch whitening of the training images, from scratch "
+                        f"(default: {'on' if SMALL_IMAGE_RECIPE.get('whiten_stem') else 'off'})")
     p.add_argument("--accumulate", type=int, default=_TRAIN.accumulate, help="sum gradients over this many batches per step")
     p.add_argument("--out", default="runs/latest", help="output folder (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true",
@@ -93,7 +97,7 @@ def run_train(args) -> int:
     train_config = TrainConfig.for_run(
         args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout, accumulate=args.accumulate, seed=args.seed, device=args.device,
+        label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout, whiten_stem=args.whiten_stem, accumulate=args.accumulate, seed=args.seed, device=args.device,
         freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
         pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime
