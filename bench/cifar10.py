@@ -38,6 +38,7 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -62,20 +63,37 @@ def extract(archive: Path, cache: Path) -> Path:
     return root
 
 
+def link_folder(folder: Path, parts: dict) -> Path:
+    """`folder`/SPLIT/CLASS/ of links to the images in `parts` ({split: {class: [paths]}}), made
+    once: built in a temporary folder and renamed into place, so two runs started together
+    neither trip over each other nor leave a half-made folder behind."""
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)  # a folder without .complete is half-made
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    made = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    for split, classes in parts.items():
+        for label, images in classes.items():
+            (made / split / label).mkdir(parents=True)
+            for image in images:
+                (made / split / label / image.name).symlink_to(image)
+    (made / ".complete").write_text("ok")
+    try:
+        os.replace(made, folder)
+    except OSError:  # another run renamed its own into place first
+        shutil.rmtree(made)
+    return folder
+
+
+def _classes(split: Path) -> dict:
+    return {label.name: sorted(label.iterdir()) for label in sorted(split.iterdir())}
+
+
 def subset(root: Path, cache: Path, train_per_class: int, test_per_class: int) -> Path:
     """A smaller copy made of symlinks, for --quick and --prepare."""
-    small = cache / f"cifar10-jpg-{train_per_class}-{test_per_class}"
-    if (small / ".complete").exists():
-        return small
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for folder in sorted((root / split).iterdir()):
-            target = small / split / folder.name
-            target.mkdir(parents=True, exist_ok=True)
-            for image in sorted(folder.iterdir())[:count]:
-                if not (target / image.name).exists():
-                    (target / image.name).symlink_to(image)
-    (small / ".complete").write_text("ok")
-    return small
+    return link_folder(cache / f"cifar10-jpg-{train_per_class}-{test_per_class}", {
+        split: {label: images[:count] for label, images in _classes(root / split).items()}
+        for split, count in (("train", train_per_class), ("test", test_per_class))})
 
 
 HELD_OUT_PER_CLASS = 500
@@ -85,23 +103,14 @@ def holdout(root: Path, cache: Path, train_per_class: int) -> Path:
     """A folder of links for choosing a recipe without the test split: train/ holds the first
     `train_per_class` training images of each class, test/ the last HELD_OUT_PER_CLASS (500) of
     them, never trained on; the official test images are not in it."""
-    labels = {label: sorted(label.iterdir()) for label in sorted((root / "train").iterdir())}
-    keep = min(len(images) for images in labels.values()) - HELD_OUT_PER_CLASS
+    classes = _classes(root / "train")
+    keep = min(len(images) for images in classes.values()) - HELD_OUT_PER_CLASS
     if not 1 <= train_per_class <= keep:
         raise SystemExit(f"--holdout takes 1 to {keep} training images a class (the last {HELD_OUT_PER_CLASS} "
                          f"are held out), got {train_per_class}")
-    folder = cache / f"{root.name}-holdout-{train_per_class}"
-    if (folder / ".complete").exists():
-        return folder
-    for label, images in labels.items():
-        for split, part in (("train", images[:train_per_class]), ("test", images[-HELD_OUT_PER_CLASS:])):
-            target = folder / split / label.name
-            target.mkdir(parents=True, exist_ok=True)
-            for image in part:
-                if not (target / image.name).exists():
-                    (target / image.name).symlink_to(image)
-    (folder / ".complete").write_text("ok")
-    return folder
+    return link_folder(cache / f"{root.name}-holdout-{train_per_class}", {
+        "train": {label: images[:train_per_class] for label, images in classes.items()},
+        "test": {label: images[-HELD_OUT_PER_CLASS:] for label, images in classes.items()}})
 
 
 def open_train_and_test(root: Path):

@@ -66,3 +66,16 @@ def test_holdout_trains_and_scores_on_disjoint_training_images_only(tmp_path):
         assert not trained & {p.name for p in scored} and all(p.parent.parent.name == "train" for p in scored)
     with pytest.raises(SystemExit, match="--holdout takes 1 to 3"):
         bench.holdout(root, tmp_path / "cache", 4)
+
+
+def test_link_folders_are_made_whole_or_not_at_all(tmp_path):
+    bench = load_bench("cifar10")
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"")
+    folder = tmp_path / "cache" / "linked"
+    (folder / "train").mkdir(parents=True)  # half-made: no .complete
+    assert bench.link_folder(folder, {"train": {"cat": [image]}}) == folder
+    assert (folder / "train" / "cat" / "a.jpg").resolve() == image and (folder / ".complete").exists()
+    assert bench.link_folder(folder, {"train": {"dog": [image]}}) == folder  # made once
+    assert not (folder / "train" / "dog").exists()
+    assert [p.name for p in folder.parent.iterdir()] == ["linked"]  # no temporary folder left
