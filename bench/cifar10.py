@@ -189,7 +189,8 @@ def main() -> None:
     parser.add_argument("--cutout", type=int, default=None, help="cutout square side in px (default: the recipe's)")
     parser.add_argument("--warmup-epochs", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--whiten-stem", type=int, choices=(0, 1), default=None,
-                        help="1: the first conv starts as the patch whitening of the training images (default: the recipe's)")
+                        help="1: the first conv starts as the patch whitening of the training images "
+                             "(default: the recipe's)")
     parser.add_argument("--holdout", type=int, metavar="N", default=None,
                         help="train on N training images a class and score on 500 others held out of the training "
                              "set (keys val_acc, val_acc_tta): how to compare recipes without the test split")
@@ -237,7 +238,8 @@ def main() -> None:
         root = holdout(root, cache, args.holdout)
     scored = "val" if args.holdout is not None else "test"
     data = open_train_and_test(root)
-    log(f"data ready: {len(data.train)} train / {len(data.val)} {scored} images ({(time.perf_counter() - START):.0f} s)")
+    log(f"data ready: {len(data.train)} train / {len(data.val)} {scored} images "
+        f"({(time.perf_counter() - START):.0f} s)")
     changed = {k: v for k, v in (("translate", args.translate), ("cutout", args.cutout),
                                  ("warmup_epochs", args.warmup_epochs),
                                  ("whiten_stem", None if args.whiten_stem is None else bool(args.whiten_stem)))
@@ -274,7 +276,8 @@ def main() -> None:
         "model": model_config.name, "model_options": options, "table": rows, "params": summary.total_params, "macs": summary.total_macs,
         "seed": args.seed, "load": [round(x, 2) for x in os.getloadavg()],
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
-        f"{scored}_images": len(data.val), "recipe_changes": changed, "threads": torch.get_num_threads(), "quick": args.quick,
+        f"{scored}_images": len(data.val), "recipe_changes": changed, "threads": torch.get_num_threads(),
+        "quick": args.quick,
         "device": str(next(model.parameters()).device), "revision": started_at,
     }
     if not math.isfinite(test.loss):

@@ -97,7 +97,8 @@ def run_train(args) -> int:
     train_config = TrainConfig.for_run(
         args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout, whiten_stem=args.whiten_stem, accumulate=args.accumulate, seed=args.seed, device=args.device,
+        label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout,
+        whiten_stem=args.whiten_stem, accumulate=args.accumulate, seed=args.seed, device=args.device,
         freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
         pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime
