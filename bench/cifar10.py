@@ -63,16 +63,17 @@ def extract(archive: Path, cache: Path) -> Path:
     return root
 
 
-def link_folder(folder: Path, parts: dict) -> Path:
-    """`folder`/SPLIT/CLASS/ of links to the images in `parts` ({split: {class: [paths]}}), made
-    once: built in a temporary folder and renamed into place, so two runs started together
-    neither trip over each other nor leave a half-made folder behind."""
+def link_folder(folder: Path, parts) -> Path:
+    """`folder`/SPLIT/CLASS/ of links to the images `parts()` lists ({split: {class: [paths]}}),
+    made once (the folders are listed only then): built in a temporary folder and renamed into
+    place, so two runs started together neither trip over each other nor leave a half-made folder
+    behind."""
     if (folder / ".complete").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)  # a folder without .complete is half-made
     folder.parent.mkdir(parents=True, exist_ok=True)
     made = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    for split, classes in parts.items():
+    for split, classes in parts().items():
         for label, images in classes.items():
             (made / split / label).mkdir(parents=True)
             for image in images:
@@ -91,7 +92,7 @@ def _classes(split: Path) -> dict:
 
 def subset(root: Path, cache: Path, train_per_class: int, test_per_class: int) -> Path:
     """A smaller copy made of symlinks, for --quick and --prepare."""
-    return link_folder(cache / f"cifar10-jpg-{train_per_class}-{test_per_class}", {
+    return link_folder(cache / f"cifar10-jpg-{train_per_class}-{test_per_class}", lambda: {
         split: {label: images[:count] for label, images in _classes(root / split).items()}
         for split, count in (("train", train_per_class), ("test", test_per_class))})
 
@@ -108,7 +109,7 @@ def holdout(root: Path, cache: Path, train_per_class: int) -> Path:
     if not 1 <= train_per_class <= keep:
         raise SystemExit(f"--holdout takes 1 to {keep} training images a class (the last {HELD_OUT_PER_CLASS} "
                          f"are held out), got {train_per_class}")
-    return link_folder(cache / f"{root.name}-holdout-{train_per_class}", {
+    return link_folder(cache / f"{root.name}-holdout-{train_per_class}", lambda: {
         "train": {label: images[:train_per_class] for label, images in classes.items()},
         "test": {label: images[-HELD_OUT_PER_CLASS:] for label, images in classes.items()}})
 
@@ -226,7 +227,7 @@ def main() -> None:
     from squeezelab.cli.analysis import parse_options
     from squeezelab.evaluate import evaluate
     from squeezelab.train.config import TrainConfig
-    from squeezelab.train.run import default_model_config, use_translation
+    from squeezelab.train.run import default_model_config, use_recipe_augmentation
 
     log = (lambda line: print(line, flush=True))
     cache = Path(args.cache)
@@ -246,7 +247,7 @@ def main() -> None:
                if v is not None}
     config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0, **changed).resolved(
         data.image_size, len(data.train))
-    use_translation(data, config)
+    use_recipe_augmentation(data, config)
     rows = json.loads(args.table) if args.table else None
     options = parse_options(args.model_option, "--model-option")
     model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)

@@ -74,8 +74,8 @@ def test_link_folders_are_made_whole_or_not_at_all(tmp_path):
     image.write_bytes(b"")
     folder = tmp_path / "cache" / "linked"
     (folder / "train").mkdir(parents=True)  # half-made: no .complete
-    assert bench.link_folder(folder, {"train": {"cat": [image]}}) == folder
+    assert bench.link_folder(folder, lambda: {"train": {"cat": [image]}}) == folder
     assert (folder / "train" / "cat" / "a.jpg").resolve() == image and (folder / ".complete").exists()
-    assert bench.link_folder(folder, {"train": {"dog": [image]}}) == folder  # made once
+    assert bench.link_folder(folder, lambda: {"train": {"dog": [image]}}) == folder  # made once
     assert not (folder / "train" / "dog").exists()
     assert [p.name for p in folder.parent.iterdir()] == ["linked"]  # no temporary folder left

@@ -132,11 +132,11 @@ def test_the_32px_recipe_lowers_the_loss_within_a_few_epochs(tmp_path):
 
 
 def test_the_recipes_translate_and_cutout_replace_the_datas_augmentation():
-    from squeezelab.train.run import use_translation
+    from squeezelab.train.run import use_recipe_augmentation
 
     data = open_dataset(DataConfig("synthetic:n=48,classes=3,size=16"))
     assert data.augment is not None and data.augment.cutout == 0
-    use_translation(data, TrainConfig(translate=1, cutout=6))
+    use_recipe_augmentation(data, TrainConfig(translate=1, cutout=6))
     assert (data.augment.pad, data.augment.cutout) == (1, 6)
 
 

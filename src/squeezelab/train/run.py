@@ -191,15 +191,13 @@ def init_from_data(model: nn.Module, data: Dataset, config: TrainConfig) -> None
         whiten_first_conv_(model, images, seed=config.seed)
 
 
-def use_translation(data: Dataset, config: TrainConfig) -> None:
+def use_recipe_augmentation(data: Dataset, config: TrainConfig) -> None:
     """The recipe's random shift (`translate`) and cutout in place of the data set's own, where it
     augments."""
-    if data.augment is None:
-        return
-    if config.translate is not None:
-        data.augment = dataclasses.replace(data.augment, pad=config.translate)
-    if config.cutout is not None:
-        data.augment = dataclasses.replace(data.augment, cutout=config.cutout)
+    changes = {field: value for field, value in (("pad", config.translate), ("cutout", config.cutout))
+               if value is not None}
+    if data.augment is not None and changes:
+        data.augment = dataclasses.replace(data.augment, **changes)
 
 
 @dataclasses.dataclass
@@ -298,7 +296,7 @@ def setup(model_config, data_config: DataConfig, train_config: TrainConfig, spee
     if train_config.lr is None:
         raise SqueezelabError("no learning rate: pass --lr (the fine-tuning recipe chooses one only with --weights)")
     train_config = train_config.fitted(train_images)
-    use_translation(data, train_config)
+    use_recipe_augmentation(data, train_config)
     model_config = _model_config_for(model_config, data, pretrained)
     torch.manual_seed(train_config.seed)
     model = model_config.build()

@@ -42,7 +42,8 @@ def whiten_first_conv_(model: nn.Module, images: torch.Tensor, *, seed: int = 0)
     generator = torch.Generator().manual_seed(seed)
     if len(patches) > PATCH_SAMPLES:
         patches = patches[torch.randperm(len(patches), generator=generator)[:PATCH_SAMPLES]]
-    patches = patches.double() - patches.double().mean(0)
+    patches = patches.double()
+    patches -= patches.mean(0)
     eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
     directions = min(conv.out_channels // 2, len(eigenvalues))
     top = eigenvalues.argsort(descending=True)[:directions]
