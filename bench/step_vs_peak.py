@@ -7,30 +7,23 @@ small-image recipe's model and batch, at 32 px; its work is 3x the forward pass'
 measurements so load from other processes hits both alike; figures are medians of the rounds.
 `--profile` adds where a step's time goes: convolution forward, backward to the data, backward to
 the weights, batch norm, ReLU, pooling, concatenation, bypass additions, the optimizer, the rest.
-`--against-concat` also times, in the same rounds, the step with each batch-norm Fire's expand
-outputs concatenated by torch.cat (the plain modules' way) instead of written into one output
-(`models.fused.normed_branches`), and prints the ratio.
 
     python bench/step_vs_peak.py               # the last line: fraction=<step GFLOPS / peak GFLOPS>
-    python bench/step_vs_peak.py --profile --against-concat
+    python bench/step_vs_peak.py --profile
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
-from unittest import mock
 
 import torch
 from torch import nn
 
 from squeezelab import runtime
 from squeezelab.analysis.summary import summarize
-from squeezelab.models import fire
 from squeezelab.models.config import ModelConfig
-from squeezelab.models.fused import fused_conv
 from squeezelab.train.config import SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE
 
 # where each profiler op's time belongs (anything else is "other")
@@ -55,17 +48,10 @@ def gemm_gflops(n: int, repeats: int = 4) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def concatenated_branches(x: torch.Tensor, branches) -> torch.Tensor:
-    """The reference for `normed_branches`: each branch's own output, then torch.cat."""
-    return torch.cat([relu(norm(fused_conv(conv, x, relu=False))) for conv, norm, relu in branches], 1)
-
-
 class Step:
-    """One training step of the recipe's model on a fixed synthetic batch; `concat` runs it with
-    torch.cat joining batch-norm Fire expands (the reference for --against-concat)."""
+    """One training step of the recipe's model on a fixed synthetic batch."""
 
-    def __init__(self, model_name: str, batch: int, size: int, concat: bool = False):
-        self.concat = concat
+    def __init__(self, model_name: str, batch: int, size: int):
         speed = runtime.SpeedConfig()
         self.config = ModelConfig(model_name, {"num_classes": 10})
         self.model = runtime.prepare_model(self.config.build(), torch.device("cpu"), speed).train()
@@ -76,9 +62,7 @@ class Step:
         self.macs = summarize(self.config.build().eval(), input_size=size).total_macs
 
     def __call__(self) -> None:
-        joining = mock.patch.object(fire, "normed_branches", concatenated_branches)
-        with joining if self.concat else contextlib.nullcontext():
-            loss = nn.functional.cross_entropy(self.model(self.images), self.labels)
+        loss = nn.functional.cross_entropy(self.model(self.images), self.labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -116,34 +100,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="training steps a round")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--against-concat", action="store_true",
-                        help="also time the step with torch.cat joining the Fire expands; print the ratio")
     args = parser.parse_args()
 
     runtime.configure_process(runtime.SpeedConfig())
     step = Step(args.model, args.batch_size, args.size)
-    reference = Step(args.model, args.batch_size, args.size, concat=True) if args.against_concat else None
     for _ in range(2):  # warm-up: oneDNN picks and caches its kernels
         step()
-        if reference:
-            reference()
-    peaks, rates, images, ratios = [], [], [], []
+    peaks, rates, images = [], [], []
     for _ in range(args.rounds):
         peaks.append(max(gemm_gflops(n) for n in (1024, 2048, 4096)))
         gflops, per_second = step.gflops(args.steps)
         rates.append(gflops)
         images.append(per_second)
-        if reference:
-            ratios.append(gflops / reference.gflops(args.steps)[0])
     peak, rate = statistics.median(peaks), statistics.median(rates)
     print(f"threads {torch.get_num_threads()}; {args.model} at {args.size} px, batch {args.batch_size}, "
           f"{step.macs / 1e6:.1f} M MACs an image; medians of {args.rounds} rounds")
     print(f"GEMM peak (fp32)      {peak:8.1f} GFLOPS")
     print(f"training step         {rate:8.1f} GFLOPS  ({statistics.median(images):.0f} images/s, "
           f"{50000 / statistics.median(images):.0f} s per CIFAR-10 epoch)")
-    if ratios:
-        print(f"against torch.cat joining the Fire expands: {statistics.median(ratios):.3f}x "
-              f"(median of {len(ratios)} per-round ratios)")
     if args.profile:
         profile(step)
     print(f"fraction={rate / peak:.3f}")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
-from squeezelab.models.fused import fused_conv, normed_branches
+from squeezelab.models.fused import fused_conv
 
 BYPASS_KINDS = ("none", "simple", "complex")
 
@@ -99,17 +99,13 @@ class Fire(nn.Module):
             s = fused_conv(self.squeeze, x)
             return torch.cat([fused_conv(self.expand1x1, s), fused_conv(self.expand3x3, s)], 1)
         s = self.squeeze_activation(self._branch(self.squeeze, "squeeze_bn", x))
-        if self.fused and self.batch_norm:
-            out = normed_branches(s, [(self.expand1x1, self.expand1x1_bn, self.expand1x1_activation),
-                                      (self.expand3x3, self.expand3x3_bn, self.expand3x3_activation)])
-        else:
-            out = torch.cat(
-                [
-                    self.expand1x1_activation(self._branch(self.expand1x1, "expand1x1_bn", s)),
-                    self.expand3x3_activation(self._branch(self.expand3x3, "expand3x3_bn", s)),
-                ],
-                1,
-            )
+        out = torch.cat(
+            [
+                self.expand1x1_activation(self._branch(self.expand1x1, "expand1x1_bn", s)),
+                self.expand3x3_activation(self._branch(self.expand3x3, "expand3x3_bn", s)),
+            ],
+            1,
+        )
         if hasattr(self, "se"):
             out = self.se(out)
         if self.bypass == "identity":

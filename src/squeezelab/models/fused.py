@@ -29,7 +29,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 
 def _needs_the_module(module: nn.Module) -> bool:
@@ -134,49 +133,38 @@ _SPLIT_MAX_PRODUCT = 1 << 18
 _GEMM_MIN_OUT_CHANNELS = 16
 
 
-def _conv_forward(x, weight, bias, stride, padding, relu: bool) -> torch.Tensor:
-    return torch.ops.mkldnn._convolution_pointwise(
-        x, weight, bias, padding, stride, [1, 1], 1, "relu" if relu else "none", [None], None
-    )
-
-
-def _conv_backward(grad, x, weight, stride, padding, need_x: bool, need_w: bool, need_b: bool):
-    """(dL/dx, dL/dW, dL/db) of a convolution, each None where not needed: the input gradient in
-    oneDNN, the weight gradient as a GEMM where that is faster (`_weight_grad`)."""
-    gx = gw = gb = None
-    if need_x:
-        gx = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, stride, padding, [1, 1], False, [0, 0], 1, [True, False, False]
-        )[0]
-    if need_w or need_b:
-        if x.is_contiguous(memory_format=torch.channels_last) and weight.shape[0] >= _GEMM_MIN_OUT_CHANNELS:
-            gw, gb = _weight_grad(grad, x, weight, stride, padding, need_b)
-        else:  # NCHW (im2col would gather across planes) or a narrow output: oneDNN's kernel
-            _, gw, gb = torch.ops.aten.convolution_backward(
-                grad, x, weight, [weight.shape[0]] if need_b else None, stride, padding,
-                [1, 1], False, [0, 0], 1, [False, True, need_b],
-            )
-    return gx, gw if need_w else None, gb if need_b else None
-
-
 class _Conv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, relu):
-        y = _conv_forward(x, weight, bias, stride, padding, relu)
+        y = torch.ops.mkldnn._convolution_pointwise(
+            x, weight, bias, padding, stride, [1, 1], 1, "relu" if relu else "none", [None], None
+        )
         ctx.save_for_backward(x, weight, y if relu else None)
         ctx.conv = (stride, padding, bias is not None)
         return y
 
     @staticmethod
-    @once_differentiable  # the saved tensors carry no graph: a second derivative would be wrong
     def backward(ctx, grad):
         x, weight, y = ctx.saved_tensors
         stride, padding, has_bias = ctx.conv
         if y is not None:
             grad = torch.ops.aten.threshold_backward(grad, y, 0)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        return (*_conv_backward(grad, x, weight, stride, padding, need_x, need_w, need_b and has_bias),
-                None, None, None)
+        need_b = need_b and has_bias
+        gx = gw = gb = None
+        if need_x:
+            gx = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, stride, padding, [1, 1], False, [0, 0], 1, [True, False, False]
+            )[0]
+        if need_w or need_b:
+            if x.is_contiguous(memory_format=torch.channels_last) and weight.shape[0] >= _GEMM_MIN_OUT_CHANNELS:
+                gw, gb = _weight_grad(grad, x, weight, stride, padding, need_b)
+            else:  # NCHW (im2col would gather across planes) or a narrow output: oneDNN's kernel
+                _, gw, gb = torch.ops.aten.convolution_backward(
+                    grad, x, weight, [weight.shape[0]] if has_bias else None, stride, padding,
+                    [1, 1], False, [0, 0], 1, [False, True, need_b],
+                )
+        return gx, gw if need_w else None, gb if need_b else None, None, None, None
 
 
 def fused_conv(conv: nn.Conv2d, x: torch.Tensor, relu: bool = True) -> torch.Tensor:
@@ -185,94 +173,6 @@ def fused_conv(conv: nn.Conv2d, x: torch.Tensor, relu: bool = True) -> torch.Ten
         y = conv(x)
         return F.relu(y, inplace=True) if relu else y
     return _Conv.apply(x, conv.weight, conv.bias, list(conv.stride), list(conv.padding), relu)
-
-
-def _norm_arguments(norm: nn.BatchNorm2d) -> tuple:
-    """What nn.BatchNorm2d.forward hands its kernel (running statistics, or None where the batch's
-    are used; whether to use the batch's; the update factor; eps), advancing num_batches_tracked
-    as it does."""
-    factor = 0.0 if norm.momentum is None else norm.momentum
-    if norm.training and norm.track_running_stats and norm.num_batches_tracked is not None:
-        norm.num_batches_tracked.add_(1)
-        factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
-    batch_stats = norm.training or (norm.running_mean is None and norm.running_var is None)
-    running = not norm.training or norm.track_running_stats
-    return (norm.running_mean if running else None, norm.running_var if running else None, batch_stats,
-            factor, norm.eps)
-
-
-class _NormedBranches(torch.autograd.Function):
-    """relu(batch_norm(conv(x))) for several convolutions of one input, written side by side into
-    one channels_last output: each ReLU writes its slice of the concatenation, so the separate
-    torch.cat pass over the whole output (and the ReLU'd copies autograd keeps) disappear.
-
-    `layers` holds, per branch, the conv's (stride, padding) and the norm's _norm_arguments;
-    `params` the conv weight, norm weight and norm bias of each branch, in that order.
-    """
-
-    @staticmethod
-    def forward(ctx, x, layers, *params):
-        n, _, h, w = x.shape
-        widths = [weight.shape[0] for weight in params[::3]]
-        out = torch.empty((n, sum(widths), h, w), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-        stats, start = [], 0
-        for (conv, norm), weight, gamma, beta, width in zip(layers, params[::3], params[1::3], params[2::3], widths):
-            running_mean, running_var, batch_stats, factor, eps = norm
-            y = _conv_forward(x, weight, None, *conv, relu=False)
-            z, mean, invstd = torch.ops.aten.native_batch_norm(y, gamma, beta, running_mean, running_var,
-                                                               batch_stats, factor, eps)
-            torch.clamp_min(z, 0, out=out[:, start:start + width])
-            # the running statistics normalised only in eval mode; saved then, so that changing
-            # them before the backward pass raises as it does for the plain modules
-            stats += [y, mean, invstd, *((None, None) if batch_stats else (running_mean, running_var))]
-            start += width
-        ctx.save_for_backward(x, out, *params, *stats)
-        ctx.layers, ctx.widths = layers, widths
-        return out
-
-    @staticmethod
-    @once_differentiable  # the saved tensors carry no graph: a second derivative would be wrong
-    def backward(ctx, grad):
-        x, out, *rest = ctx.saved_tensors
-        params, stats = rest[: 3 * len(ctx.widths)], rest[3 * len(ctx.widths):]
-        need = ctx.needs_input_grad
-        gx, grads, start = None, [], 0
-        for i, ((conv, norm), width) in enumerate(zip(ctx.layers, ctx.widths)):
-            _, _, batch_stats, _, eps = norm
-            weight, gamma, beta = params[3 * i: 3 * i + 3]
-            y, mean, invstd, running_mean, running_var = stats[5 * i: 5 * i + 5]
-            need_w, need_gamma, need_beta = need[2 + 3 * i: 5 + 3 * i]
-            part = slice(start, start + width)
-            g = torch.ops.aten.threshold_backward(grad[:, part], out[:, part], 0)
-            gy, ggamma, gbeta = torch.ops.aten.native_batch_norm_backward(
-                g, y, gamma, running_mean, running_var, mean, invstd, batch_stats, eps,
-                [True, need_gamma, need_beta],
-            )
-            gxi, gw, _ = _conv_backward(gy, x, weight, *conv, need[0], need_w, False)
-            if gxi is not None:
-                gx = gxi if gx is None else gx.add_(gxi)
-            grads += [gw, ggamma if need_gamma else None, gbeta if need_beta else None]
-            start += width
-        return (gx, None, *grads)
-
-
-def normed_branches(x: torch.Tensor, branches: list[tuple[nn.Conv2d, nn.BatchNorm2d, nn.Module]]) -> torch.Tensor:
-    """torch.cat([relu(norm(conv(x))) for conv, norm, relu in branches], 1) (Fire's expand
-    layers with batch norm), in one output without the concatenation's copy where the kernels
-    apply, else the plain modules."""
-    usable = all(
-        type(norm) is nn.BatchNorm2d and type(relu) is nn.ReLU  # what the kernel computes
-        and _onednn_usable(x, conv) and conv.bias is None and conv.stride == (1, 1)
-        and all(2 * p + 1 == k for p, k in zip(conv.padding, conv.kernel_size))  # same size out
-        and not _needs_the_module(norm) and not _needs_the_module(relu)
-        and x.is_contiguous(memory_format=torch.channels_last)
-        for conv, norm, relu in branches
-    )
-    if not usable:
-        return torch.cat([relu(norm(conv(x))) for conv, norm, relu in branches], 1)
-    layers = [((list(conv.stride), list(conv.padding)), _norm_arguments(norm)) for conv, norm, _ in branches]
-    params = [t for conv, norm, _ in branches for t in (conv.weight, norm.weight, norm.bias)]
-    return _NormedBranches.apply(x, layers, *params)
 
 
 class _Dropout(torch.autograd.Function):
