@@ -119,6 +119,7 @@ def test_small_images_get_the_small_image_recipe_and_model_by_default(tmp_path):
     assert config["model"]["name"] == "squeezenet_cifar"
     train_config = config["train"]
     assert (train_config["recipe"], train_config["schedule"], train_config["translate"]) == ("small-images", "linear", 2)
+    assert train_config["whiten_stem"] is True
     assert (train_config["batch_size"], train_config["lr"]) == (16, 0.0125)  # 48 training images: batch 16, lr scaled
 
 

@@ -36,6 +36,7 @@ def test_the_recipe_follows_the_image_size_and_the_weights(size, weights, recipe
 def test_the_small_image_recipe_on_cifar10_and_on_digits():
     cifar = TrainConfig().resolved(32, 50_000)
     assert (cifar.batch_size, cifar.lr, cifar.schedule, cifar.translate, cifar.label_smoothing) == (512, 0.4, "linear", 2, 0.2)
+    assert cifar.whiten_stem and not TrainConfig().resolved(224, 50_000).whiten_stem
     digits = TrainConfig().resolved(16, 1438)  # 16 steps an epoch at least: batch 64, lr scaled with it
     assert (digits.batch_size, digits.lr) == (64, 0.05)
 

@@ -1,7 +1,7 @@
 """The CPU training fast path's kernels: same numbers, fewer passes over memory.
 
 On a 2-core CPU SqueezeNet's training step is memory-bound outside the convolutions, and
-oneDNN's backward-weights kernels are slow on NHWC data. Three changes, each measured on
+oneDNN's backward-weights kernels are slow on NHWC data. The changes, each measured on
 squeezenet1_1 224x224 batch 32 (bench/train_throughput.py):
 
 - conv+ReLU in one oneDNN kernel (`mkldnn::_convolution_pointwise`, the kernel torch.compile's
