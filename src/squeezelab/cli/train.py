@@ -56,7 +56,8 @@ def add_parser(subparsers) -> None:
                         f"(default: {SMALL_IMAGE_RECIPE.get('cutout', 0)}, none)")
     p.add_argument("--whiten-stem", action=argparse.BooleanOptionalAction, default=None,
                    help="start the first conv as the patch whitening of the training images, from scratch "
-                        f"(default: {'on' if SMALL_IMAGE_RECIPE.get('whiten_stem') else 'off'})")
+                        f"(default: {'on' if SMALL_IMAGE_RECIPE.get('whiten_stem') else 'off'} for images of "
+                        "64 px or less, off for larger ones)")
     p.add_argument("--accumulate", type=int, default=_TRAIN.accumulate, help="sum gradients over this many batches per step")
     p.add_argument("--out", default="runs/latest", help="output folder (checkpoints, metrics, plots)")
     p.add_argument("--resume", action="store_true",
