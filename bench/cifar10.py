@@ -39,28 +39,10 @@ import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg.tar.gz"
-CACHE = Path(os.environ.get("SQUEEZELAB_CACHE", Path.home() / ".cache" / "squeezelab"))
-
-
-def extract(archive: Path, cache: Path) -> Path:
-    """The archive's cifar10-jpg/ folder, extracted once into `cache` (atomically: a rename)."""
-    root = cache / "cifar10-jpg"
-    if (root / ".complete").exists():
-        return root
-    if not archive.is_file():
-        raise SystemExit(f"{archive} not found: this benchmark needs the shared CIFAR-10 JPEG archive")
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp, tarfile.open(archive) as tar:
-        tar.extractall(tmp, filter="data")
-        found = next(Path(tmp).rglob("train")).parent
-        os.replace(found, root)
-    (root / ".complete").write_text("ok")
-    return root
+from _data import CACHE, cifar10_root  # noqa: E402 - bench/_data.py: the archive, extracted once
 
 
 def link_folder(folder: Path, parts) -> Path:
@@ -215,7 +197,7 @@ def main() -> None:
                      "(results are scored on test/) nor --quick")
 
     if args.prepare is not None:
-        print(subset(extract(ARCHIVE, Path(args.cache)), Path(args.cache), args.prepare, 1000))
+        print(subset(cifar10_root(Path(args.cache)), Path(args.cache), args.prepare, 1000))
         return
     started_at = revision()
 
@@ -231,7 +213,7 @@ def main() -> None:
 
     log = (lambda line: print(line, flush=True))
     cache = Path(args.cache)
-    root = extract(ARCHIVE, cache)
+    root = cifar10_root(cache)
     epochs = 1 if args.quick else args.epochs
     if args.quick:
         root = subset(root, cache, 200, 50)

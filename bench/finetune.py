@@ -22,10 +22,12 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
+import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from _data import cifar10_root  # bench/_data.py: the archive, extracted once into a cache folder
 
 SHARED = Path(os.environ.get("SQUEEZELAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 NET = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
@@ -43,24 +45,19 @@ def squeezelab(*args) -> dict:
 def make_pair(work: Path, pair: tuple[str, str], per_class: int, val_per_class: int) -> Path:
     """train/ (the first per_class training images of each class by name), val/ (the next
     val_per_class: the per-epoch check, never a test image) and test/ (all 1,000 test images of
-    each), read in one pass over the archive."""
+    each), copied from the archive's folder (bench/_data.py extracts it once into the cache)."""
     root = work / f"{pair[0]}_{pair[1]}_{per_class}"
     if (root / ".complete").exists():
         return root
-    found: dict[tuple[str, str], dict[str, bytes]] = {}
-    with tarfile.open(ARCHIVE, "r:gz") as tar:
-        for member in tar:  # streaming: a gzip archive has no random access
-            parts = member.name.split("/")
-            if member.isfile() and len(parts) >= 3 and parts[-2] in pair:
-                found.setdefault((parts[-3], parts[-2]), {})[parts[-1]] = tar.extractfile(member).read()
+    cifar = cifar10_root(archive=ARCHIVE)
     slices = (("train", "train", 0, per_class), ("val", "train", per_class, per_class + val_per_class),
               ("test", "test", 0, None))
     for split, source, first, last in slices:
         for name in pair:
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
-            for file in sorted(found[(source, name)])[first:last]:
-                (folder / file).write_bytes(found[(source, name)][file])
+            for file in sorted((cifar / source / name).iterdir())[first:last]:
+                shutil.copyfile(file, folder / file.name)
     (root / ".complete").write_text("ok")
     return root
 

@@ -7,7 +7,7 @@ measured in the same run, then the deployment goals as ratios:
 - int8 >= 2x ONNX Runtime fp32 at batch 32 and >= 1.6x at batch 1;
 - int8 top-1 agreement with fp32 >= 99% on real images.
 Int8 models are calibrated on real CIFAR-10 training images (../shared/data/cifar10-jpg.tar.gz,
-extracted to a temporary folder) and the agreement is measured on held-out CIFAR-10 test images.
+extracted once into a cache folder by bench/_data.py) and the agreement is measured on held-out CIFAR-10 test images.
 Speed does not depend on the weights, so the table uses random ones. Agreement does: without
 `--checkpoint` it is measured on squeezenet1_1 with random features and a final conv fitted as a
 linear probe on CIFAR-10 (see `fit_head`); pass a trained checkpoint when there is one.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,17 +33,16 @@ from squeezelab.export.int8 import quantize_int8, top1_agreement
 from squeezelab.export.onnx import export_onnx
 from squeezelab.utils.timing import format_speed_table
 
-CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpg.tar.gz"
+from _data import ARCHIVE as CIFAR  # bench/_data.py: the archive, extracted once into a cache folder
+from _data import cifar10_root
+
 MODELS = ["squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small", "tv/shufflenet_v2_x1_0"]
 BACKENDS = ["eager", "channels_last", "ort_fp32", "ort_int8", "ort_int8_qoperator", "ort_int8_s8s8"]
 
 
-def extract_cifar(folder: Path) -> Path | None:
-    if not CIFAR.exists():
-        return None
-    with tarfile.open(CIFAR) as archive:
-        archive.extractall(folder, filter="data")
-    return next(folder.glob("*/train")).parent
+def extract_cifar() -> Path | None:
+    """The shared archive's folder (bench/_data.py extracts it once into the cache), or None without it."""
+    return cifar10_root() if CIFAR.is_file() else None
 
 
 def fit_head(model, root: Path, images: int) -> float:
@@ -106,7 +104,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="squeezelab-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        root = extract_cifar(tmp / "data")
+        root = extract_cifar()
         calibration = None
         if root is None:
             print(f"note: {CIFAR} is absent: int8 speed models are calibrated on random inputs and the "
