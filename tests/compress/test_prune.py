@@ -81,3 +81,13 @@ def test_channel_pruning_of_a_masked_model_asks_for_finalize():
     model = prune(small_model(), PruneConfig(sparsity=0.5))
     with pytest.raises(SqueezelabError, match="finalize_"):
         prune_channels(model)
+
+
+def test_magnitude_mask_counts_all_weights_or_only_the_kept_ones():
+    from squeezelab.compress.prune import magnitude_mask
+
+    weight = torch.tensor([[0.0, 0.0, -4.0, 1.0], [3.0, 0.0, -2.0, 0.5]])
+    assert magnitude_mask(weight, 0.25).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]  # 2 of 8
+    assert magnitude_mask(weight, 0.4, of_nonzero=True).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]  # 2 of 5
+    assert int(magnitude_mask(weight, 0.01, of_nonzero=True).sum()) == 1  # a layer keeps at least one weight
+    assert int(magnitude_mask(weight, 0.0).sum()) == 0

@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from squeezelab.compress.config import LAYER_POLICIES, RAW_FLOAT_DTYPES, CompressConfig
+from squeezelab.compress.config import (LAYER_POLICIES, RAW_FLOAT_DTYPES, SENSITIVITIES, CalibConfig, CompressConfig,
+                                        FinetuneConfig)
 from squeezelab.errors import SqueezelabError
 
 _DEFAULTS = CompressConfig()
+_TUNING = FinetuneConfig()
+_CALIB = CalibConfig()
 
 
 def add_parser(subparsers) -> None:
@@ -33,11 +36,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--prune-steps", type=int, default=_DEFAULTS.prune_steps,
                    help="gradual pruning rounds, each followed by fine-tuning")
     p.add_argument("--data", default=None, metavar="SPEC", help="data to fine-tune/evaluate on (default: the checkpoint's, with its validation split)")
-    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate of fine-tuning after pruning (SGD, Nesterov)")
-    p.add_argument("--centroid-lr", type=float, default=0.005, help="peak learning rate of fine-tuning the shared weights")
+    p.add_argument("--lr", type=float, default=_TUNING.lr, help="peak learning rate of fine-tuning after pruning (SGD, Nesterov)")
+    p.add_argument("--centroid-lr", type=float, default=_TUNING.centroid_lr, help="peak learning rate of fine-tuning the shared weights")
     p.add_argument("--raw-dtype", choices=list(RAW_FLOAT_DTYPES), default=_DEFAULTS.raw_dtype,
                    help="how batch norm and biases are stored")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=_TUNING.batch_size)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--report-dir", default=None, help="where report.json/.txt and weights.png go (default: OUT_report/)")
     p.add_argument("--calib-data", default=None, metavar="FOLDER",
@@ -45,17 +48,17 @@ def add_parser(subparsers) -> None:
                    "and bits by its sensitivity, the codebooks are refined to match the uncompressed model, and "
                    "top1_agreement with it is measured on held-out images of the folder (--sparsity, --bits, "
                    "--finetune-epochs and --data do not apply)")
-    p.add_argument("--target-bytes", type=int, default=None,
+    p.add_argument("--target-bytes", type=int, default=_CALIB.target_bytes,
                    help="with --calib-data, the whole .sqz file's size (default: 3/4 of the model at 8 bits)")
-    p.add_argument("--calib-images", type=int, default=128, help="with --calib-data, images to calibrate on")
-    p.add_argument("--held-out-images", type=int, default=1000,
+    p.add_argument("--calib-images", type=int, default=_CALIB.calibration_images, help="with --calib-data, images to calibrate on")
+    p.add_argument("--held-out-images", type=int, default=_CALIB.held_out_images,
                    help="with --calib-data, other images of the folder to measure agreement on")
-    p.add_argument("--distill-epochs", type=int, default=2,
+    p.add_argument("--distill-epochs", type=int, default=_CALIB.distill_epochs,
                    help="with --calib-data, passes of codebook refinement over the calibration images")
-    p.add_argument("--sensitivity", choices=["network", "layer"], default="network",
+    p.add_argument("--sensitivity", choices=list(SENSITIVITIES), default=_CALIB.sensitivity,
                    help="with --calib-data, what a layer setting costs: the whole model's output change (network, "
                         "one forward pass per layer and setting) or the layer's own (layer, faster)")
-    p.add_argument("--sensitivity-images", type=int, default=16,
+    p.add_argument("--sensitivity-images", type=int, default=_CALIB.sensitivity_images,
                    help="with --calib-data, calibration images the sensitivity is measured on")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -69,9 +72,7 @@ def run(args) -> int:
     if Path(args.checkpoint).suffix.lower() in (".sqz", ".onnx"):
         raise SqueezelabError(f"compress needs a .pt checkpoint written by `squeezelab train`; {args.checkpoint} is "
                               f"already an exported model ({Path(args.checkpoint).suffix.lower()})")
-    for flag, value in (("--lr", args.lr), ("--centroid-lr", args.centroid_lr), ("--batch-size", args.batch_size)):
-        if not value > 0:
-            raise SqueezelabError(f"{flag} must be > 0, got {value}")
+    tuning = FinetuneConfig(lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size)
     if args.threads is not None:
         if args.threads < 1:
             raise SqueezelabError(f"--threads must be >= 1, got {args.threads}")
@@ -86,7 +87,7 @@ def run(args) -> int:
     log = print if not args.json and sys.stdout.isatty() else say  # progress: stderr unless on a terminal
     report = compress_checkpoint(
         args.checkpoint, args.output, config, data_spec=args.data, report_dir=args.report_dir,
-        lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, log=log,
+        tuning=tuning, log=log,
     )
     if args.json:
         result = report.to_dict()
@@ -100,7 +101,7 @@ def run(args) -> int:
 
 def _run_calibrated(args) -> int:
     from squeezelab.cli.output import print_json, say
-    from squeezelab.compress.run import CalibConfig, compress_with_calibration
+    from squeezelab.compress.run import compress_with_calibration
     from squeezelab.report.compression import format_compression_report
 
     if args.data is not None:

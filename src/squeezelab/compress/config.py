@@ -130,3 +130,65 @@ class CompressConfig(JsonConfig):
         if "sparsity" in data and "sparsity_3x3" not in data:  # the field's older name
             data = {**data, "sparsity_3x3": data["sparsity"]}
         return super().from_dict(data)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(JsonConfig):
+    """How `squeezelab compress` fine-tunes on the checkpoint's own training data (SGD with Nesterov
+    momentum, as `squeezelab train`): `lr` is the peak rate after each pruning round, `centroid_lr`
+    the one after weight sharing (each centroid's gradient sums over all its weights, so it is
+    small); batch-norm statistics are measured again on `calibration_batches` training batches.
+
+    >>> FinetuneConfig.from_dict(FinetuneConfig(lr=0.01).to_dict()).lr
+    0.01
+    """
+
+    lr: float = 0.02
+    centroid_lr: float = 0.005
+    batch_size: int = 64
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    calibration_batches: int = 50
+
+    def __post_init__(self):
+        for label, value in (("--lr", self.lr), ("--centroid-lr", self.centroid_lr), ("--batch-size", self.batch_size),
+                             ("calibration_batches", self.calibration_batches)):
+            if not value > 0:
+                raise SqueezelabError(f"{label} must be > 0, got {value}")
+        if self.weight_decay < 0 or not 0.0 <= self.label_smoothing < 1.0:
+            raise SqueezelabError(f"weight_decay must be >= 0 and label_smoothing in [0, 1), got "
+                                  f"{self.weight_decay} and {self.label_smoothing}")
+
+
+SENSITIVITIES = ("network", "layer")
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibConfig(JsonConfig):
+    """Settings of compression from unlabelled images (`compress.datafree`, `compress --calib-data`).
+    `target_bytes` is the whole .sqz file; None: three quarters of the model's size at 8 bits with
+    its current sparsity.
+
+    >>> CalibConfig.from_dict(CalibConfig(target_bytes=450_000).to_dict()).target_bytes
+    450000
+    """
+
+    target_bytes: int | None = None
+    calibration_images: int = 128
+    held_out_images: int = 1000
+    sensitivity_images: int = 16
+    sensitivity: str = "network"  # "network": KL of the model's output per layer setting; "layer": the layer's own output
+    distill_epochs: int = 2
+    raw_dtype: str = "float16"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.sensitivity not in SENSITIVITIES:
+            raise SqueezelabError(f"--sensitivity must be network or layer, got {self.sensitivity!r}")
+        if self.raw_dtype not in RAW_FLOAT_DTYPES:
+            raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {self.raw_dtype!r}")
+        for label, value, low in (("--calib-images", self.calibration_images, 1), ("--held-out-images", self.held_out_images, 1),
+                                  ("--sensitivity-images", self.sensitivity_images, 1),
+                                  ("--distill-epochs", self.distill_epochs, 0), ("--target-bytes", self.target_bytes or 1, 1)):
+            if value < low:
+                raise SqueezelabError(f"{label} must be >= {low}, got {value}")

@@ -35,7 +35,7 @@ from torch.nn.utils import parametrize
 
 from squeezelab.compress.codec import sparse_entries
 from squeezelab.compress.config import DEFAULT_GAP_BITS
-from squeezelab.compress.prune import selected_layers
+from squeezelab.compress.prune import magnitude_mask, selected_layers
 from squeezelab.compress.quantize import kmeans_1d, quantize_layer_, shared_layers
 from squeezelab.errors import SqueezelabError
 
@@ -102,11 +102,7 @@ def shared_weight(weight: torch.Tensor, density_factor: float, bits: int) -> tup
     """The weight pruned to `density_factor` of its non-zeros and shared into 2**bits centroids:
     (weight, flat mask, flat index, codebook size)."""
     flat = weight.detach().flatten()
-    kept = flat != 0
-    keep = max(1, int(round(density_factor * int(kept.sum()))))
-    order = torch.topk(flat.abs() * kept, keep, sorted=False).indices
-    mask = torch.zeros_like(flat, dtype=torch.bool)
-    mask[order] = True
+    mask = magnitude_mask(flat, density_factor, of_nonzero=True).bool()
     centroids, index = kmeans_1d(flat[mask], 2**bits)
     full_index = torch.zeros(flat.numel(), dtype=torch.long)
     full_index[mask] = index
@@ -208,11 +204,7 @@ def apply_allocation_(model: nn.Module, chosen: dict[str, Option]) -> None:
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         with torch.no_grad():
-            flat = module.weight.detach().flatten()
-            keep = max(1, int(round(option.density_factor * int((flat != 0).sum()))))
-            mask = torch.zeros_like(flat)
-            mask[torch.topk(flat.abs() * (flat != 0), keep, sorted=False).indices] = 1
-            module.weight.mul_(mask.view_as(module.weight))
+            module.weight.mul_(magnitude_mask(module.weight, option.density_factor, of_nonzero=True))
         quantize_layer_(module, option.bits)
 
 

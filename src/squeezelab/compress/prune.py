@@ -38,8 +38,6 @@ def conv_and_linear(name: str, module: nn.Module) -> bool:
     return isinstance(module, (nn.Conv2d, nn.Linear))
 
 
-
-
 class Mask(nn.Module):
     """Parametrization weight = original * mask; the mask is a buffer saved with the model."""
 
@@ -51,12 +49,19 @@ class Mask(nn.Module):
         return weight * self.mask
 
 
-def magnitude_mask(weight: torch.Tensor, density: float) -> torch.Tensor:
-    """Keep the round(density * n) largest-magnitude weights (ties broken by position)."""
-    keep = int(round(density * weight.numel()))
+def magnitude_mask(weight: torch.Tensor, density: float, *, of_nonzero: bool = False) -> torch.Tensor:
+    """Keep the round(density * n) largest-magnitude weights of all n (ties broken by position);
+    with `of_nonzero`, of the n non-zero ones and at least one (a pruned layer pruned further).
+
+    >>> magnitude_mask(torch.tensor([0.0, -3.0, 1.0, 2.0]), 0.5, of_nonzero=True).tolist()
+    [0.0, 1.0, 0.0, 0.0]
+    """
+    magnitude = weight.detach().abs().flatten()
+    keep = int(round(density * (int((magnitude != 0).sum()) if of_nonzero else magnitude.numel())))
+    keep = max(1, keep) if of_nonzero else keep
     mask = torch.zeros(weight.numel(), dtype=weight.dtype, device=weight.device)
     if keep > 0:
-        mask[torch.topk(weight.detach().abs().flatten(), keep, sorted=False).indices] = 1
+        mask[torch.topk(magnitude, keep, sorted=False).indices] = 1
     return mask.view_as(weight)
 
 

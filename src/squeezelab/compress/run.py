@@ -9,19 +9,17 @@ like with like.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Callable
 
-from squeezelab.compress.config import CompressConfig
+from squeezelab.compress.config import CalibConfig, CompressConfig, FinetuneConfig
 from squeezelab.compress.pipeline import CompressReport, compress_model
 from squeezelab.errors import SqueezelabError
 from squeezelab.report.compression import format_compression_report
 from squeezelab.report.plots import plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
-from squeezelab.utils.config import JsonConfig
 
 
 def compress_checkpoint(
@@ -31,16 +29,15 @@ def compress_checkpoint(
     *,
     data_spec: str | None = None,
     report_dir: str | os.PathLike | None = None,
-    lr: float = 0.02,
-    centroid_lr: float = 0.005,
-    batch_size: int = 64,
+    tuning: FinetuneConfig = FinetuneConfig(),
     log: Callable[[str], None] = lambda message: None,
 ) -> CompressReport:
     """Compress a checkpoint into `out` (.sqz) and write report.json / report.txt / weights.png
     into `report_dir` (default: `<out stem>_report` beside the file).
 
-    `lr` is the peak learning rate of the fine-tuning after each pruning round, `centroid_lr` the
-    one after weight sharing (each centroid's gradient sums over all its weights, so it is small).
+    `tuning` says how it fine-tunes after each pruning round and after weight sharing.
+
+    >>> compress_checkpoint("best.pt", "m.sqz", CompressConfig(sparsity_3x3=0.9))  # doctest: +SKIP
     """
     from squeezelab.compress.batchnorm import recalibrate_batch_norm_
     from squeezelab.compress.codec import plain_state_dict
@@ -61,15 +58,16 @@ def compress_checkpoint(
 
     def finetune(m, epochs):
         shared = bool(shared_layers(m))
-        fine_tune(m, data, epochs, lr=centroid_lr if shared else lr, batch_size=batch_size, optimizer="sgd",
-                  weight_decay=5e-4, label_smoothing=0.1, log=log)
+        fine_tune(m, data, epochs, lr=tuning.centroid_lr if shared else tuning.lr, batch_size=tuning.batch_size,
+                  optimizer="sgd", weight_decay=tuning.weight_decay, label_smoothing=tuning.label_smoothing, log=log)
 
     def accuracy(m) -> float:
         return evaluate(m, data).top1
 
     def calibrate(m) -> None:
         # shuffled: the first 50 batches of a folder in file order would hold only its first classes
-        recalibrate_batch_norm_(m, data.batches("train", batch_size, train=False, shuffle=True), num_batches=50)
+        recalibrate_batch_norm_(m, data.batches("train", tuning.batch_size, train=False, shuffle=True),
+                                num_batches=tuning.calibration_batches)
 
     blob, report, decoded = compress_model(
         model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, log=log,
@@ -88,30 +86,6 @@ def _write(out: Path, blob: bytes, report: CompressReport, before: dict, after: 
     atomic_write_text(report_dir / "report.txt", format_compression_report(report) + "\n")
     plot_weight_distribution(before, after, report_dir / "weights.png")
     report.report_dir = str(report_dir)
-
-
-@dataclasses.dataclass(frozen=True)
-class CalibConfig(JsonConfig):
-    """Settings of compression from unlabelled images (`compress.datafree`). `target_bytes` is the
-    whole .sqz file; None: three quarters of the model's size at 8 bits with its current sparsity."""
-
-    target_bytes: int | None = None
-    calibration_images: int = 128
-    held_out_images: int = 1000
-    sensitivity_images: int = 16
-    sensitivity: str = "network"  # "network": KL of the model's output per layer setting; "layer": the layer's own output
-    distill_epochs: int = 2
-    raw_dtype: str = "float16"
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.sensitivity not in ("network", "layer"):
-            raise SqueezelabError(f"--sensitivity must be network or layer, got {self.sensitivity!r}")
-        for label, value, low in (("--calib-images", self.calibration_images, 1), ("--held-out-images", self.held_out_images, 1),
-                                  ("--sensitivity-images", self.sensitivity_images, 1),
-                                  ("--distill-epochs", self.distill_epochs, 0), ("--target-bytes", self.target_bytes or 1, 1)):
-            if value < low:
-                raise SqueezelabError(f"{label} must be >= {low}, got {value}")
 
 
 def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.PathLike, calib_data: str | os.PathLike,
