@@ -18,6 +18,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
 LAYERS = [
     ["errors", "utils", "runtime", "preprocessing"],
     ["models"],
+    ["model_files"],
     ["data"],
     ["evaluate.metrics", "report"],
     ["evaluate"],
