@@ -109,26 +109,22 @@ def open_train_and_test(root: Path):
     return dataclasses.replace(train, val=test.val)
 
 
-def train_final_model(data, config, model_config, speed, log):
-    """The model after `config.epochs` epochs of the recipe, with no validation between epochs."""
-    import torch
-
+def train_final_model(data, plan, speed, log):
+    """The model after the plan's epochs, trained by squeezelab's own Trainer (the path
+    `squeezelab train` runs), with no validation between epochs."""
     from squeezelab import runtime
-    from squeezelab.train.run import init_from_data, make_epochs, resolve_device, train_epoch
+    from squeezelab.train.trainer import Trainer, start_model
 
-    device = resolve_device(config.device)
     runtime.configure_process(speed)
-    torch.manual_seed(config.seed)
-    model = model_config.build()
-    init_from_data(model, data, config)
-    model = runtime.prepare_model(model, device, speed)
-    e = make_epochs(model, data, config, device, speed)
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        sums = train_epoch(e, epoch)
-        log(f"epoch {epoch:>2}/{config.epochs}  train loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}  "
-            f"{time.perf_counter() - started:.0f}s  ({(time.perf_counter() - START) / 60:.1f} min)")
-    return model
+    trainer = Trainer(start_model(plan, data), data, plan.train, speed=speed)
+    log(f"training in {trainer.precision.amp} ({trainer.precision.reason})")
+
+    def say(row, _val):
+        log(f"epoch {row['epoch']:>2}/{plan.train.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+            f"{row['seconds']:.0f}s  ({(time.perf_counter() - START) / 60:.1f} min)")
+
+    trainer.fit(validate=False, on_epoch=say)
+    return trainer.model, trainer.precision
 
 
 def point_key(model: str, options: dict, table: list | None, recipe: dict | None = None) -> str:
@@ -178,6 +174,8 @@ def main() -> None:
                         help="train on N training images a class and score on 500 others held out of the training "
                              "set (keys val_acc, val_acc_tta): how to compare recipes without the test split")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto",
+                        help="auto: bf16 autocast on CUDA and on CPUs with AMX-BF16, fp32 elsewhere")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 200 train + 50 test images a class")
     parser.add_argument("--cache", default=str(CACHE))
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
@@ -208,8 +206,8 @@ def main() -> None:
     from squeezelab.analysis.summary import summarize
     from squeezelab.cli.analysis import parse_options
     from squeezelab.evaluate import evaluate
+    from squeezelab.train import recipe
     from squeezelab.train.config import TrainConfig
-    from squeezelab.train.run import default_model_config, use_recipe_augmentation
 
     log = (lambda line: print(line, flush=True))
     cache = Path(args.cache)
@@ -227,23 +225,25 @@ def main() -> None:
                                  ("warmup_epochs", args.warmup_epochs),
                                  ("whiten_stem", None if args.whiten_stem is None else bool(args.whiten_stem)))
                if v is not None}
-    config = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0, **changed).resolved(
-        data.image_size, len(data.train))
-    use_recipe_augmentation(data, config)
     rows = json.loads(args.table) if args.table else None
     options = parse_options(args.model_option, "--model-option")
-    model_config = default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)
+    asked = TrainConfig(epochs=epochs, seed=args.seed, device=args.device, stuck_steps=0, **changed)
+    model_config = recipe.default_model_config(data, args.model, table=rows and [tuple(row) for row in rows], **options)
+    plan = recipe.plan(recipe.DataFacts(data.image_size, data.num_classes, len(data.train)), asked, model_config)
+    config = plan.train
+    if data.augment is not None and plan.augment:
+        data.augment = dataclasses.replace(data.augment, **plan.augment)
     key = point_key(model_config.name, options, rows, changed)
     if args.out and (done := read_unit(Path(args.out), key, args.seed)) is not None:  # a rerun trains nothing
         log(f"already measured: {unit_path(Path(args.out), key, args.seed)}")
         print(json.dumps(done) if args.json else done)
         return
-    speed = runtime.SpeedConfig()
+    speed = runtime.SpeedConfig(amp=args.amp)
     log(f"{model_config.name}, recipe {config.recipe}: {config.epochs} epochs, batch {config.batch_size}, "
         f"lr {config.lr}, {config.schedule} after {config.warmup_epochs} warm-up epochs, label smoothing "
         f"{config.label_smoothing}, translate {config.translate} px + flips, cutout {config.cutout or 0}, "
         f"seed {config.seed}")
-    model = train_final_model(data, config, model_config, speed, log)
+    model, precision = train_final_model(data, plan, speed, log)
     if args.save:
         from squeezelab.train.checkpoint import save_checkpoint
 
@@ -261,7 +261,8 @@ def main() -> None:
         "batch_size": config.batch_size, "lr": config.lr, "train_images": len(data.train),
         f"{scored}_images": len(data.val), "recipe_changes": changed, "threads": torch.get_num_threads(),
         "quick": args.quick,
-        "device": str(next(model.parameters()).device), "revision": started_at,
+        "device": str(next(model.parameters()).device), "amp": precision.amp, "amp_reason": precision.reason,
+        "revision": started_at,
     }
     if not math.isfinite(test.loss):
         figures["note"] = "non-finite test loss"

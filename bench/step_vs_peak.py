@@ -1,15 +1,18 @@
-"""The 32 px training step as a fraction of the machine's GEMM peak, measured in one run.
+"""The training step as a fraction of the machine's matrix-multiply peak, in fp32 and in bf16, in one run.
 
-Peak: the best fp32 matrix multiply (square, 1024-4096) on the threads training uses (one per
-core). Step: squeezelab's training path (channels_last, fused kernels, fused SGD) on the
-small-image recipe's model and batch, at 32 px; its work is 3x the forward pass's multiply-adds
-(forward, backward to the data, backward to the weights), 2 FLOPs each. Rounds alternate the two
-measurements so load from other processes hits both alike; figures are medians of the rounds.
-`--profile` adds where a step's time goes: convolution forward, backward to the data, backward to
-the weights, batch norm, ReLU, pooling, concatenation, bypass additions, the optimizer, the rest.
+Peak: the best matrix multiply (square, 1024-4096) on the threads training uses (one per core),
+in fp32 and in bf16 (where the CPU has AMX tile units, oneDNN's bf16 convolutions run on them;
+the bf16 GEMM measures what those units give). Step: `Trainer.train_step`, the step `squeezelab
+train` runs (channels_last, fused kernels, fused SGD), on the small-image recipe's model and batch
+at 32 px, with `--amp off` (fp32) and `--amp auto` (bf16 where the CPU has AMX-BF16); its work is
+3x the forward pass's multiply-adds (forward, backward to the data, backward to the weights), 2
+FLOPs each. Each step is read against the peak of the path it uses. Rounds alternate the
+measurements so load from other processes hits all alike; figures are medians of the rounds.
+`--profile` adds where a step's time goes (convolution forward, backward, batch norm, ...).
 
-    python bench/step_vs_peak.py               # the last line: fraction=<step GFLOPS / peak GFLOPS>
+    python bench/step_vs_peak.py               # the last line: fraction=<fp32 step GFLOPS / fp32 peak>
     python bench/step_vs_peak.py --profile
+    python bench/step_vs_peak.py --model squeezenet1_0 --size 227 --batch-size 32
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from squeezelab import runtime
 from squeezelab.analysis.summary import summarize
 from squeezelab.models.config import ModelConfig
-from squeezelab.train.config import SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE
+from squeezelab.train.recipe import SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE
 
 # where each profiler op's time belongs (anything else is "other")
 CATEGORIES = {
@@ -39,8 +41,8 @@ CATEGORIES = {
 }
 
 
-def gemm_gflops(n: int, repeats: int = 4) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def gemm_gflops(n: int, dtype: torch.dtype = torch.float32, repeats: int = 4) -> float:
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     a @ b
     start = time.perf_counter()
     for _ in range(repeats):
@@ -49,23 +51,26 @@ def gemm_gflops(n: int, repeats: int = 4) -> float:
 
 
 class Step:
-    """One training step of the recipe's model on a fixed synthetic batch."""
+    """One `Trainer.train_step` of the model on a fixed synthetic batch, at one precision."""
 
-    def __init__(self, model_name: str, batch: int, size: int):
-        speed = runtime.SpeedConfig()
+    def __init__(self, model_name: str, batch: int, size: int, amp: str):
+        from squeezelab.data import DataConfig, open_dataset
+        from squeezelab.train.config import TrainConfig
+        from squeezelab.train.trainer import Trainer
+
+        data = open_dataset(DataConfig(f"synthetic:n={batch},classes=2,size={size}"))  # sizes the schedule only
+        config = TrainConfig(epochs=1, batch_size=batch, lr=0.01, optimizer="sgd", warmup_epochs=0,
+                             schedule="constant", label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0,
+                             recipe="given", device="cpu")
         self.config = ModelConfig(model_name, {"num_classes": 10})
-        self.model = runtime.prepare_model(self.config.build(), torch.device("cpu"), speed).train()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                                         **runtime.optimizer_options(torch.optim.SGD, torch.device("cpu"), speed))
-        self.images = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+        torch.manual_seed(0)
+        self.trainer = Trainer(self.config.build(), data, config, speed=runtime.SpeedConfig(amp=amp))
+        self.images = torch.randn(batch, 3, size, size)
         self.labels = torch.randint(0, 10, (batch,))
         self.macs = summarize(self.config.build().eval(), input_size=size).total_macs
 
     def __call__(self) -> None:
-        loss = nn.functional.cross_entropy(self.model(self.images), self.labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.trainer.train_step(self.images, self.labels)
 
     def gflops(self, steps: int) -> tuple[float, float]:
         """(GFLOPS, images/s) over `steps` steps."""
@@ -99,28 +104,39 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="training steps a round")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="where a step's time goes (the --amp auto step)")
     args = parser.parse_args()
 
     runtime.configure_process(runtime.SpeedConfig())
-    step = Step(args.model, args.batch_size, args.size)
-    for _ in range(2):  # warm-up: oneDNN picks and caches its kernels
-        step()
-    peaks, rates, images = [], [], []
-    for _ in range(args.rounds):
-        peaks.append(max(gemm_gflops(n) for n in (1024, 2048, 4096)))
-        gflops, per_second = step.gflops(args.steps)
-        rates.append(gflops)
-        images.append(per_second)
-    peak, rate = statistics.median(peaks), statistics.median(rates)
+    steps = {"off": Step(args.model, args.batch_size, args.size, "off"),
+             "auto": Step(args.model, args.batch_size, args.size, "auto")}
+    for step in steps.values():
+        for _ in range(2):  # warm-up: oneDNN picks and caches its kernels
+            step()
+    figures = {name: [] for name in ("peak fp32", "peak bf16", "step off", "step auto", "images off", "images auto")}
+    for r in range(args.rounds):
+        figures["peak fp32"].append(max(gemm_gflops(n) for n in (1024, 2048, 4096)))
+        figures["peak bf16"].append(max(gemm_gflops(n, torch.bfloat16) for n in (1024, 2048, 4096)))
+        for amp in (("off", "auto") if r % 2 == 0 else ("auto", "off")):
+            gflops, per_second = steps[amp].gflops(args.steps)
+            figures[f"step {amp}"].append(gflops)
+            figures[f"images {amp}"].append(per_second)
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    auto = steps["auto"].trainer.precision
+    auto_peak = median["peak bf16"] if auto.autocast else median["peak fp32"]
+    speedup = statistics.median(a / o for a, o in zip(figures["step auto"], figures["step off"]))
     print(f"threads {torch.get_num_threads()}; {args.model} at {args.size} px, batch {args.batch_size}, "
-          f"{step.macs / 1e6:.1f} M MACs an image; medians of {args.rounds} rounds")
-    print(f"GEMM peak (fp32)      {peak:8.1f} GFLOPS")
-    print(f"training step         {rate:8.1f} GFLOPS  ({statistics.median(images):.0f} images/s, "
-          f"{50000 / statistics.median(images):.0f} s per CIFAR-10 epoch)")
+          f"{steps['off'].macs / 1e6:.1f} M MACs an image; medians of {args.rounds} rounds")
+    print(f"GEMM peak fp32        {median['peak fp32']:8.1f} GFLOPS")
+    print(f"GEMM peak bf16        {median['peak bf16']:8.1f} GFLOPS")
+    print(f"step --amp off        {median['step off']:8.1f} GFLOPS  ({median['images off']:.0f} images/s), "
+          f"{median['step off'] / median['peak fp32']:.3f} of the fp32 peak")
+    print(f"step --amp auto       {median['step auto']:8.1f} GFLOPS  ({median['images auto']:.0f} images/s), "
+          f"{auto.amp} ({auto.reason}), {median['step auto'] / auto_peak:.3f} of the {auto.amp} peak; "
+          f"{speedup:.2f}x the fp32 step")
     if args.profile:
-        profile(step)
-    print(f"fraction={rate / peak:.3f}")
+        profile(steps["auto"])
+    print(f"fraction={median['step off'] / median['peak fp32']:.3f}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def _train(config: runtime.SpeedConfig, steps: int = 4) -> tuple[list[float], nn
         x = runtime.prepare_batch(torch.randn(8, 3, 32, 32, generator=gen), CPU, config)
         y = torch.randint(0, 10, (8,), generator=gen)
         opt.zero_grad(set_to_none=True)
-        with runtime.autocast(CPU, config):
+        with runtime.autocast(CPU, runtime.training_precision(CPU, config)):
             loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
@@ -47,7 +47,7 @@ def _train(config: runtime.SpeedConfig, steps: int = 4) -> tuple[list[float], nn
 
 def test_fast_path_loss_matches_plain_fp32_path():
     plain_losses, plain = _train(runtime.SpeedConfig.plain())
-    fast_losses, fast = _train(runtime.SpeedConfig(fused_optimizer=True))
+    fast_losses, fast = _train(runtime.SpeedConfig(fused_optimizer=True, amp="off"))  # bf16 rounds differently
     assert plain_losses[0] != plain_losses[-1]  # it trained, so agreement means something
     for got, want in zip(fast_losses, plain_losses):
         assert abs(got - want) <= 1e-4 * abs(want), (fast_losses, plain_losses)
@@ -72,11 +72,16 @@ def test_optimizer_options_only_offer_fused_where_accepted():
     assert runtime.optimizer_options(torch.optim.SGD, CPU, runtime.SpeedConfig.plain()) == {}
 
 
-def test_autocast_is_off_on_cpu_by_default():
-    with runtime.autocast(CPU, runtime.SpeedConfig()):
-        assert not torch.is_autocast_enabled("cpu")
-    with runtime.autocast(CPU, runtime.SpeedConfig(amp="bf16")):
-        assert torch.is_autocast_enabled("cpu")
+def test_auto_precision_is_bf16_exactly_where_the_cpu_has_amx(monkeypatch):
+    for present, amp in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda present=present: present)
+        precision = runtime.training_precision(CPU, runtime.SpeedConfig())
+        assert precision.amp == amp and (precision.reason == "amx_bf16") == present
+        with runtime.autocast(CPU, precision):
+            assert torch.is_autocast_enabled("cpu") == present
+    assert runtime.training_precision(CPU, runtime.SpeedConfig(amp="off")) == runtime.Precision("fp32", "--amp off")
+    assert runtime.training_precision(CPU, runtime.SpeedConfig(amp="bf16")) == runtime.Precision("bf16", "--amp bf16")
+    assert runtime.training_precision(torch.device("cuda"), runtime.SpeedConfig()).amp == "bf16"
 
 
 def test_speed_config_round_trips_and_ignores_unknown_keys():

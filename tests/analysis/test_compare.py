@@ -35,7 +35,8 @@ class FakeTrainer:
     def __init__(self):
         self.calls: list[tuple[str, int, dict]] = []
 
-    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size):
+    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size,
+                 amp):
         self.calls.append((model, seed, model_kwargs))
         accuracy = (0.9 if model.startswith("squeezenet") else 0.7) + 0.02 * seed
         return {"accuracy": accuracy, "accuracy_on": "test", "epochs": epochs, "seconds": 1.0, "out": str(out_dir),

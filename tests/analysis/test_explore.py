@@ -17,7 +17,8 @@ class FakeTrainer:
         self.calls: list[tuple[str, int]] = []
         self.fail_on = fail_on
 
-    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size):
+    def __call__(self, *, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size,
+                 amp):
         self.calls.append((Point(**{k: model_kwargs[k] for k in Point.__dataclass_fields__}).key, seed))
         if self.fail_on is not None and len(self.calls) == self.fail_on:
             raise KeyboardInterrupt  # what Ctrl-C or a kill looks like mid-sweep

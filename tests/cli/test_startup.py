@@ -66,7 +66,8 @@ def test_parser_defaults_are_the_configs_defaults():
     from squeezelab.compress.config import CompressConfig
     from squeezelab.data.config import DataConfig
     from squeezelab.serve.config import ServeLimits
-    from squeezelab.train.config import SMALL_IMAGE_RECIPE, TrainConfig
+    from squeezelab.train.config import TrainConfig
+    from squeezelab.train.recipe import SMALL_IMAGE_RECIPE, recipe_values
 
     parser = build_parser()
     train = parser.parse_args(["train"])
@@ -74,8 +75,8 @@ def test_parser_defaults_are_the_configs_defaults():
         TrainConfig().stuck_steps, DataConfig().val_fraction, DataConfig().spec)
     # the recipe's own values (scratch or fine-tune) fill what the flags leave unset
     assert (train.batch_size, train.lr, train.optimizer) == (None, None, None)
-    recipe = TrainConfig.for_run(train.weights, batch_size=train.batch_size, lr=train.lr,
-                                 optimizer=train.optimizer).resolved(32, 50_000)
+    recipe = recipe_values(TrainConfig.for_run(train.weights, batch_size=train.batch_size, lr=train.lr,
+                                               optimizer=train.optimizer), 32, 50_000)
     assert (recipe.batch_size, recipe.lr, recipe.optimizer) == (
         SMALL_IMAGE_RECIPE["batch_size"], SMALL_IMAGE_RECIPE["lr"], SMALL_IMAGE_RECIPE["optimizer"])
     compress = parser.parse_args(["compress", "m.pt", "-o", "m.sqz"])

@@ -85,7 +85,7 @@ def test_unknown_or_missing_stems_are_one_clear_error():
 
 def test_the_trainer_normalises_the_classifier_input_of_batch_norm_models_with_bypass():
     from squeezelab.data import open_dataset
-    from squeezelab.train.run import default_model_config
+    from squeezelab.train.recipe import default_model_config
 
     def last(config):
         return type(config.build().features[-1]).__name__

@@ -10,8 +10,9 @@ import squeezelab
 from squeezelab.data import DataConfig, open_dataset
 from squeezelab.errors import SqueezelabError
 from squeezelab.train.config import TrainConfig
-from squeezelab.train.loop import LossGuard, TrainingStopped
-from squeezelab.train.run import fine_tune, train
+from squeezelab.train.guard import LossGuard, TrainingStopped
+from squeezelab.train.run import train
+from squeezelab.train.trainer import fine_tune
 from squeezelab.train.schedule import lr_factor
 
 TINY = DataConfig("synthetic:n=48,classes=3,size=12")
@@ -132,26 +133,27 @@ def test_the_32px_recipe_lowers_the_loss_within_a_few_epochs(tmp_path):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_the_recipes_translate_and_cutout_replace_the_datas_augmentation():
-    from squeezelab.train.run import use_recipe_augmentation
+def test_the_recipes_translate_and_cutout_replace_the_datas_augmentation(tmp_path):
+    from squeezelab.train.recipe import augmentation
 
-    data = open_dataset(DataConfig("synthetic:n=48,classes=3,size=16"))
-    assert data.augment is not None and data.augment.cutout == 0
-    use_recipe_augmentation(data, TrainConfig(translate=1, cutout=6))
-    assert (data.augment.pad, data.augment.cutout) == (1, 6)
+    assert augmentation(TrainConfig(translate=1, cutout=6)) == {"pad": 1, "cutout": 6}
+    assert augmentation(TrainConfig()) == {}
+    train(data_config=DataConfig("synthetic:n=48,classes=3,size=16"),
+          train_config=TrainConfig(epochs=1, translate=1, cutout=6, stuck_steps=0), out=tmp_path)
+    recorded = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert (recorded["translate"], recorded["cutout"]) == (1, 6)
 
 
 def test_whiten_stem_sets_a_fresh_models_first_conv_from_the_training_images(tmp_path):
-    from squeezelab.models import create_model
-    from squeezelab.train.run import init_from_data
+    from squeezelab.train.recipe import DataFacts, plan
+    from squeezelab.train.trainer import start_model
 
     data = open_dataset(TINY)
-    model = create_model("squeezenet_cifar", num_classes=3)
-    before = model.features[0].weight.detach().clone()
-    init_from_data(model, data, TrainConfig(whiten_stem=False))
-    assert torch.equal(model.features[0].weight, before)
-    init_from_data(model, data, TrainConfig(whiten_stem=True))
-    assert not torch.equal(model.features[0].weight, before)
-    assert torch.equal(model.features[0].weight[16:], -model.features[0].weight[:16])
+    facts = DataFacts(data.image_size, data.num_classes, len(data.train))
+    plain = start_model(plan(facts, TrainConfig(whiten_stem=False, epochs=1, lr=0.1)), data)
+    whitened = start_model(plan(facts, TrainConfig(whiten_stem=True, epochs=1, lr=0.1)), data)
+    assert not plan(facts, TrainConfig(whiten_stem=True), resumed=True).init_from_data
+    assert not torch.equal(whitened.features[0].weight, plain.features[0].weight)
+    assert torch.equal(whitened.features[0].weight[16:], -whitened.features[0].weight[:16])
     train(data_config=TINY, train_config=TrainConfig(epochs=1, whiten_stem=True, stuck_steps=0), out=tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["train"]["whiten_stem"] is True

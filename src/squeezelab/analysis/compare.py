@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from squeezelab.analysis.store import SCORING, accuracy_stats, check_recipe, train_units, training_record, write_unit
 from squeezelab.errors import SqueezelabError
-from squeezelab.train.config import SMALL_IMAGE_MODEL, SMALL_IMAGE_SIZE
+from squeezelab.train.recipe import SMALL_IMAGE_MODEL, SMALL_IMAGE_SIZE
 from squeezelab.utils.atomic import atomic_write_text
 
 DEFAULT_MODELS = ("squeezenet1_0", "squeezenet1_1", "tv/mobilenet_v2", "tv/mobilenet_v3_small",
@@ -59,6 +59,7 @@ class CompareConfig:
     # other), so single-thread latency is the figure that repeats. None: all cores.
     threads: int | None = 1
     train_options: dict = dataclasses.field(default_factory=dict)
+    amp: str = "auto"  # training precision (runtime.training_precision): auto, off or bf16
     # Options for the SqueezeNet models only, e.g. {"stem": "small"}; they win over `stem`.
     squeezenet_options: dict = dataclasses.field(default_factory=dict)
     # Options for the other models only, e.g. {"init": "he"} (models/peers.py).
@@ -184,7 +185,7 @@ class _Work:
         run_dir = self.out / "runs" / f"{key}-seed{seed}"
         result = self.train_fn(model=name, model_kwargs=model_options(name, config, self.small), data=config.data,
                                epochs=config.epochs, seed=seed, out_dir=run_dir, train_options=config.train_options,
-                               threads=threads, image_size=config.image_size)
+                               threads=threads, image_size=config.image_size, amp=config.amp)
         record = {"model": name, "seed": seed, **training_record(result), "run_dir": str(run_dir)}
         return write_unit(self.out, key, seed, record)
 

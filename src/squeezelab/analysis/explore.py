@@ -30,7 +30,7 @@ BYPASS_KINDS = ("none", "simple", "complex")
 # SqueezeNet 1.0's metaparameters (Section 5): every sweep holds the others at these values.
 BASE_META = dataclasses.asdict(Metaparameters())
 
-# train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size) -> dict with
+# train_fn(*, model, model_kwargs, data, epochs, seed, out_dir, train_options, threads, image_size, amp) -> dict with
 # accuracy (the final model's top-1), accuracy_on, epochs, seconds, num_classes, image_size, model_options
 # (see analysis/training.py).
 TrainFn = Callable[..., dict]
@@ -64,6 +64,7 @@ class ExploreConfig:
     image_size: int | None = None  # None: the data's own size
     model_options: dict = dataclasses.field(default_factory=dict)  # stem, batch_norm, final_relu, ...
     train_options: dict = dataclasses.field(default_factory=dict)  # lr, batch_size, ... for the trainer
+    amp: str = "auto"  # training precision (runtime.training_precision): auto, off or bf16
 
     def __post_init__(self):
         if self.seeds < 1 or self.epochs < 1:
@@ -149,7 +150,7 @@ def run_unit(point: Point, seed: int, config: ExploreConfig, out: Path, train_fn
     result = train_fn(
         model="squeezenet_meta", model_kwargs={**config.model_options, **point.model_kwargs()},
         data=config.data, epochs=config.epochs, seed=seed, out_dir=run_dir, train_options=config.train_options,
-        threads=threads, image_size=config.image_size,
+        threads=threads, image_size=config.image_size, amp=config.amp,
     )
     size = summarize(create_model("squeezenet_meta", **result["model_options"]), result["image_size"])
     record = {"point": point.model_kwargs(), "key": point.key, "seed": seed, "params": size.total_params,

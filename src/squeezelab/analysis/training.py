@@ -16,7 +16,7 @@ from pathlib import Path
 
 def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed: int, out_dir: str | Path,
                 train_options: dict | None = None, threads: int | None = None,
-                image_size: int | None = None) -> dict:
+                image_size: int | None = None, amp: str = "auto") -> dict:
     """Train `model` on `data` into `out_dir` (resuming from its last.pt when one is there).
 
     Returns the trainer's result plus `num_classes`, `image_size`, `model_options` (the options
@@ -26,14 +26,15 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     from squeezelab.data import DataConfig, open_dataset
     from squeezelab import runtime
     from squeezelab.train.config import TrainConfig
-    from squeezelab.train.run import default_model_config, train
+    from squeezelab.train.recipe import default_model_config
+    from squeezelab.train.run import train
 
     data_config = DataConfig(data, image_size=image_size)
     dataset = open_dataset(data_config)
     model_config = default_model_config(dataset, model, **model_kwargs)
     train_config = TrainConfig(**{**(train_options or {}), "epochs": epochs, "seed": seed})
     out_dir = Path(out_dir)
-    result = train(model_config, data_config, train_config, runtime.SpeedConfig(threads=threads),
+    result = train(model_config, data_config, train_config, runtime.SpeedConfig(threads=threads, amp=amp),
                    out=str(out_dir), resume=(out_dir / "last.pt").is_file())
     options = {**model_config.options, "num_classes": dataset.num_classes}
     return {**result, **final_accuracy(result, data, threads), "num_classes": dataset.num_classes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from squeezelab.cli.output import print_json
+from squeezelab.cli.output import AMP_CHOICES, AMP_HELP, print_json
 from squeezelab.cli.output import say as _say
 from squeezelab.errors import SqueezelabError
 from squeezelab.export.config import REGISTRY_INPUT_SIZE
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=1, help="train this many points at once in separate processes")
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="e.g. batch_norm=false")
     p.add_argument("--train-option", action="append", metavar="KEY=VALUE", help="e.g. lr=0.1 or batch_size=128")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="auto", help=AMP_HELP)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_explore)
 
@@ -64,6 +65,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="threads for latency (default 1: the figure that repeats on a shared machine; 0: all cores)")
     p.add_argument("--train-option", action="append", metavar="KEY=VALUE", help="e.g. lr=0.1")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="auto", help=AMP_HELP)
     p.add_argument("--squeezenet-option", action="append", metavar="KEY=VALUE",
                    help="option for the SqueezeNet models only, e.g. stem=small (wins over --stem)")
     p.add_argument("--peer-option", action="append", metavar="KEY=VALUE",
@@ -88,7 +90,7 @@ def run_explore(args) -> int:
     config = ExploreConfig(sweeps=sweeps, bypass=parse_bypass(args.bypass) if args.bypass else (),
                            data=args.data, epochs=args.epochs, seeds=args.seeds, image_size=args.image_size,
                            model_options=parse_options(args.model_option, "--model-option"),
-                           train_options=parse_options(args.train_option, "--train-option"))
+                           train_options=parse_options(args.train_option, "--train-option"), amp=args.amp)
     result = explore(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)
@@ -118,7 +120,7 @@ def run_compare(args) -> int:
                            threads=args.threads or None,
                            train_options=parse_options(args.train_option, "--train-option"),
                            squeezenet_options=parse_options(args.squeezenet_option, "--squeezenet-option"),
-                           peer_options=parse_options(args.peer_option, "--peer-option"))
+                           peer_options=parse_options(args.peer_option, "--peer-option"), amp=args.amp)
     result = compare(config, args.out, jobs=args.jobs, log=_say)
     if args.json:
         print_json(result)

@@ -6,10 +6,11 @@ import argparse
 import os
 import sys
 
-from squeezelab.cli.output import print_json, say
+from squeezelab.cli.output import AMP_CHOICES, AMP_HELP, print_json, say
 from squeezelab.data.config import DataConfig
-from squeezelab.train.config import (DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, SCRATCH_RECIPE,
-                                     SCHEDULES, SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE, TrainConfig)
+from squeezelab.train.config import SCHEDULES, TrainConfig
+from squeezelab.train.recipe import (DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, SCRATCH_RECIPE, SMALL_IMAGE_MODEL,
+                                     SMALL_IMAGE_RECIPE)
 
 _DATA, _TRAIN = DataConfig(), TrainConfig()
 
@@ -87,7 +88,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--stem", choices=["standard", "small", "cifar"], default=None,
                    help="default: small for images of 64 px or less (cifar: 3x3 stride-1 conv, then the first pool)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    p.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto", help="auto: bf16 autocast on CUDA only")
+    p.add_argument("--amp", choices=AMP_CHOICES, default="auto", help=AMP_HELP)
     p.add_argument("--json", action="store_true", help="print only the final result as JSON on stdout")
     p.set_defaults(func=run_train)
 
@@ -103,7 +104,8 @@ def run_train(args) -> int:
         freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
         pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime
-    from squeezelab.train.run import choose_model_config, train
+    from squeezelab.train.recipe import choose_model_config
+    from squeezelab.train.run import train
 
     speed = runtime.SpeedConfig(channels_last=args.channels_last, amp=args.amp)
     options = {"dropout": args.dropout, "batch_norm": args.batch_norm, "final_relu": args.final_relu,

@@ -9,6 +9,7 @@ augmented for training, plain for evaluation. The readers (`datasets.py` for ten
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Iterator
 
 import torch
@@ -61,9 +62,7 @@ class Dataset:
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
         indices = _indices(len(part), shuffle=train if shuffle is None else shuffle, generator=generator, rank=rank,
                            world_size=world_size, seed=seed, epoch=epoch)
-        # a ragged last batch is dropped once there are several full ones; a small set keeps it,
-        # or 96 images at batch 64 would train on 64 of them an epoch
-        if train and (drop_last if drop_last is not None else len(indices) >= 4 * batch_size):
+        if train and (drop_last if drop_last is not None else drops_ragged_batch(len(indices), batch_size)):
             indices = indices[: len(indices) // batch_size * batch_size]
         augment = self.augment if train else None
         if isinstance(part, TensorSplit):
@@ -72,6 +71,26 @@ class Dataset:
             source = part.batches(indices, batch_size, train=train, generator=generator, workers=workers)
         for images, labels in source:
             yield self.preprocessing.normalize(images), labels
+
+
+    def num_batches(self, split: str = "train", batch_size: int = 128, world_size: int = 1) -> int:
+        """How many batches `batches(split, batch_size, world_size=...)` yields on each process: what
+        a learning-rate schedule is sized by. Training shards and ragged-batch rule as `batches`.
+
+        >>> open_dataset(DataConfig("synthetic:n=125,classes=2")).num_batches("train", 32)  # 100 images
+        4
+        """
+        per_rank = math.ceil(len(getattr(self, split)) / world_size)
+        full, ragged = divmod(per_rank, batch_size)
+        if split == "train" and drops_ragged_batch(per_rank, batch_size):
+            return full
+        return full + (ragged > 0)
+
+
+def drops_ragged_batch(images: int, batch_size: int) -> bool:
+    """A training epoch drops its ragged last batch once there are four full ones; a small set
+    keeps it, or 96 images at batch 64 would train on 64 of them an epoch."""
+    return images >= 4 * batch_size
 
 
 def _indices(n: int, *, shuffle: bool, generator: torch.Generator, rank: int, world_size: int, seed: int,

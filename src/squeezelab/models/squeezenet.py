@@ -206,7 +206,7 @@ class SqueezeNet(nn.Module):
 
     `head_norm` ends `features` with a batch norm of the classifier's input (off: the paper's and
     torchvision's layout). The trainer turns it on for batch-norm models with bypass
-    (`train.run.default_model_config`): their Fire outputs are sums of non-negative maps whose
+    (`train.recipe.default_model_config`): their Fire outputs are sums of non-negative maps whose
     mean grows along the bypass chain, the final conv's gradient follows that mean, and the logits
     swing to the hundreds within 20 steps at a rate of 0.03 (measured on CIFAR-10, where bypass
     then trained no better than chance while the plain model learned); normalising the

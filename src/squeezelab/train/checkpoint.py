@@ -18,7 +18,6 @@ Keys of a checkpoint (every consumer relies on them):
                              `eval`/`compress` without --data use the same validation images
     train, speed             the training and speed configs
     optimizer, scheduler     state dicts, for --resume
-    rng                      RNG states, for --resume
     epoch, metrics           last finished epoch; its metrics (val top1 as a fraction, ...)
 """
 

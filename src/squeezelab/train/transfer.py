@@ -114,14 +114,6 @@ def input_scale(preprocessing: Preprocessing) -> float:
     return size(preprocessing) / size(TORCHVISION_IMAGENET)
 
 
-def recipe_lr(pretrained: Pretrained) -> float:
-    """The fine-tuning learning rate for these weights: FINE_TUNE_LR over their input scale, so the
-    new head's logits move by about as much a step whatever the scale of the features it reads."""
-    from squeezelab.train.config import FINE_TUNE_LR
-
-    return FINE_TUNE_LR / input_scale(pretrained.preprocessing)
-
-
 def load_pretrained(model: nn.Module, pretrained: Pretrained, log: Callable[[str], None] = lambda _m: None) -> list[str]:
     """Fill `model` with every tensor of the weights whose name and shape fit; returns the names
     of the modules that start fresh. Refuses, in one line, when less than MIN_LOADED_FRACTION of
