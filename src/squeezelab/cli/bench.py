@@ -9,6 +9,7 @@ from squeezelab.export.config import (
     DEFAULT_BENCH_BACKENDS,
     DEFAULT_BENCH_BATCHES,
     DEFAULT_BENCH_MODELS,
+    MOBILE_BACKENDS,
     REGISTRY_INPUT_SIZE,
 )
 
@@ -24,7 +25,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime fp32/int8) or of a model file")
+    p = subparsers.add_parser("bench", help="inference speed and size per backend (PyTorch, ONNX Runtime, OpenVINO, ncnn, ExecuTorch, "
+                                            "LiteRT; fp32/int8) or of a model file")
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help=f"registry names or model files: .pt and .sqz on every backend, .onnx and other "
                         f"formats on their own engine (default: {' '.join(DEFAULT_BENCH_MODELS)})")
@@ -35,7 +37,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for PyTorch and ONNX Runtime")
     p.add_argument("--backends", default=",".join(DEFAULT_BENCH_BACKENDS),
                    help=f"comma-separated, from {','.join(BENCH_BACKENDS)} (bf16 and compile are slower on CPUs "
-                        "without BF16/AMX, so not in the default)")
+                        f"without BF16/AMX, so not in the default; {','.join(MOBILE_BACKENDS)} are the phone "
+                        "runtimes run here on the CPU, batch 1 per call, opt-in as each converts for tens of "
+                        "seconds; they need pip install -e '.[mobile]')")
     p.add_argument("--min-seconds", type=float, default=1.0, help="time each figure for at least this long")
     p.add_argument("--json", action="store_true", help="print a JSON list of rows")
     p.set_defaults(func=run)

@@ -10,6 +10,10 @@ Backends (each row carries `ratio_vs_eager` = eager median / this median, so >1 
   a fast s8 x s8 path): ONNX Runtime. See export/int8.py for the measurements.
 - `openvino_fp32`, `openvino_int8` (NNCF post-training quantization), `ncnn_fp32` (converted by
   pnnx, fp16 off): the `deploy` extra's runtimes; where one is not installed its row says so.
+- `executorch_fp32`, `executorch_int8` (XNNPACK delegate; XNNPACKQuantizer int8), `litert_fp32`,
+  `litert_int8` (full-integer PT2E int8, run with LiteRT's XNNPACK delegate): the `mobile` extra's
+  runtimes, the engines phones run, timed here on the CPU. Their programs take batch 1, so a
+  larger batch is run one image at a time (as an app does).
 
 A model file that holds no torch module (an .onnx file, or any format registered with
 `loading.register_predictor_loader`) is timed as it is, on its own engine: one row per batch
@@ -120,14 +124,51 @@ def _runtime_models(model: nn.Module, input_size: int, backends: Sequence[str], 
     return models
 
 
+def _mobile_models(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration,
+                   threads: int | None, engine: str) -> dict[str, tuple]:
+    """backend -> (callable on a float32 NCHW array, file size) for one phone runtime's rows
+    (`engine` "executorch" or "litert"), written and opened by the same functions `squeezelab
+    export` and `load_predictor` use."""
+    if engine == "executorch":
+        from squeezelab.export.executorch import export_executorch as export, load_executorch as load
+        from squeezelab.export.executorch import quantize_executorch as quantize
+        suffix = ".pte"
+    else:
+        from squeezelab.export.litert import export_litert as export, load_litert as load
+        from squeezelab.export.litert import quantize_litert as quantize
+        suffix = ".tflite"
+    models: dict[str, tuple] = {}
+    fp32 = export(model, tmp / f"fp32{suffix}", input_size=input_size)
+    models[f"{engine}_fp32"] = (load(tmp / f"fp32{suffix}", threads=threads), fp32["size_bytes"])
+    if f"{engine}_int8" in backends:
+        generator = torch.Generator().manual_seed(0)
+        calibration = calibration or [torch.randn(8, 3, input_size, input_size, generator=generator) for _ in range(4)]
+        int8 = quantize(model, tmp / f"int8{suffix}", calibration, calibration, input_size=input_size,
+                        held_out_name="calibration")
+        models[f"{engine}_int8"] = (load(tmp / f"int8{suffix}", threads=threads), int8["size_bytes"])
+    return models
+
+
 def _runtime_models_or_errors(model: nn.Module, input_size: int, backends: Sequence[str], tmp: Path, calibration,
                               threads: int | None) -> tuple[dict[str, tuple], dict[str, str]]:
-    """`_runtime_models`, with a runtime that is missing or fails here turned into its rows' error."""
-    try:
-        return _runtime_models(model, input_size, backends, tmp, calibration, threads), {}
-    except Exception as exc:  # an optional runtime not installed, or one that cannot convert this model
-        message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
-        return {}, {b: message for b in backends if b.startswith(("openvino", "ncnn"))}
+    """`_runtime_models` and `_mobile_models`, with a runtime that is missing or fails here turned
+    into its rows' error (each engine on its own, so a missing one leaves the others' rows)."""
+    groups = [(("openvino", "ncnn"), lambda: _runtime_models(model, input_size, backends, tmp, calibration, threads))]
+    for engine in ("executorch", "litert"):
+        groups.append(((engine,), lambda e=engine: _mobile_models(model, input_size, backends, tmp, calibration,
+                                                                  threads, e)))
+    models: dict[str, tuple] = {}
+    failed: dict[str, str] = {}
+    for prefixes, build in groups:
+        wanted = [b for b in backends if b.startswith(prefixes)]
+        if not wanted:
+            continue
+        try:
+            models.update(build())
+        except Exception as exc:  # an optional runtime not installed, or one that cannot convert this model
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"
+            failed.update({b: message for b in wanted})
+    return models, failed
 
 
 def benchmark_model(
