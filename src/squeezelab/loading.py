@@ -79,8 +79,23 @@ def _suffix(path: Path) -> str:
 def _existing(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
-        raise SqueezelabError(f"model file {path} does not exist")
+        raise SqueezelabError(f"model file {path} does not exist (or name shipped weights: {', '.join(_SHIPPED)})")
     return path
+
+
+_SHIPPED = ("DC_IMAGENET1K",)  # weights records that need no file: `squeezelab predict DC_IMAGENET1K photo.jpg`
+
+
+def _weights_model(spec: str | os.PathLike) -> nn.Module | None:
+    """The model a weights record names (`DC_IMAGENET1K`, `squeezenet1_0.IMAGENET1K_V1`), where
+    `spec` is no file: its architecture with the weights' own head, classes and preprocessing."""
+    from squeezelab.models import create_model
+    from squeezelab.models.weights import find_weights
+
+    if Path(spec).exists():
+        return None
+    record = find_weights(str(spec))
+    return None if record is None else create_model(record.model, weights=record).eval()
 
 
 def _unknown(path: Path) -> SqueezelabError:
@@ -89,7 +104,10 @@ def _unknown(path: Path) -> SqueezelabError:
 
 
 def load_model(path: str | os.PathLike) -> nn.Module:
-    """The torch module in `path` (.pt, .sqz), in eval mode, carrying its `ModelRecord` as `.record`."""
+    """The torch module in `path` (.pt, .sqz), or of a weights record (`DC_IMAGENET1K`), in eval
+    mode, carrying its `ModelRecord` as `.record`."""
+    if (model := _weights_model(path)) is not None:
+        return model
     path = _existing(path)
     suffix = _suffix(path)
     if suffix in PREDICTOR_LOADERS and suffix not in MODEL_LOADERS:
@@ -101,7 +119,12 @@ def load_model(path: str | os.PathLike) -> nn.Module:
 
 def load_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Predictor:
     """Any model file (.pt, .sqz, .onnx, ...) ready for inference; `threads` caps the engine's
-    intra-op threads (for PyTorch: the process-wide torch setting)."""
+    intra-op threads (for PyTorch: the process-wide torch setting). A weights record
+    (`DC_IMAGENET1K`) opens as its PyTorch model."""
+    if (model := _weights_model(path)) is not None:
+        if threads:
+            torch.set_num_threads(threads)
+        return predictor_from_module(model)
     path = _existing(path)
     suffix = _suffix(path)
     if suffix in PREDICTOR_LOADERS:

@@ -32,7 +32,8 @@ def train_model(*, model: str, model_kwargs: dict, data: str, epochs: int, seed:
     data_config = DataConfig(data, image_size=image_size)
     dataset = open_dataset(data_config)
     model_config = default_model_config(dataset, model, **model_kwargs)
-    train_config = TrainConfig(**{**(train_options or {}), "epochs": epochs, "seed": seed})
+    # from scratch, whatever the data: the design space and the peers are compared as trained alike
+    train_config = TrainConfig(**{"weights": "none", **(train_options or {}), "epochs": epochs, "seed": seed})
     out_dir = Path(out_dir)
     result = train(model_config, data_config, train_config, runtime.SpeedConfig(threads=threads, amp=amp),
                    out=str(out_dir), resume=(out_dir / "last.pt").is_file())

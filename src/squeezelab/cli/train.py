@@ -8,19 +8,20 @@ import sys
 
 from squeezelab.cli.output import AMP_CHOICES, AMP_HELP, print_json, say
 from squeezelab.data.config import DataConfig
+from squeezelab.errors import SqueezelabError
 from squeezelab.train.config import SCHEDULES, TrainConfig
-from squeezelab.train.recipe import (DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, SCRATCH_RECIPE, SMALL_IMAGE_MODEL,
-                                     SMALL_IMAGE_RECIPE)
+from squeezelab.train.recipe import (DEFAULT_MODEL, FINE_TUNE_LR, FINE_TUNE_RECIPE, SCRATCH_RECIPE, SHIPPED_MODEL,
+                                     SHIPPED_WEIGHTS, SMALL_IMAGE_MODEL, SMALL_IMAGE_RECIPE)
 
 _DATA, _TRAIN = DataConfig(), TrainConfig()
 
 
 def _default(field: str) -> str:
-    """The help text's default: each recipe's value (small images, larger photos, --weights)."""
+    """The help text's default: each recipe's value (small images, photos from the ImageNet weights,
+    photos from scratch)."""
     small, scratch = SMALL_IMAGE_RECIPE.get(field), SCRATCH_RECIPE.get(field)
     tuned = FINE_TUNE_RECIPE.get(field, scratch)
-    text = f"{small} for images of 64 px or less, {scratch} for larger" if small != scratch else f"{scratch}"
-    return text + (f"; {tuned} with --weights" if tuned is not None and tuned != scratch else "")
+    return f"{small} for images of 64 px or less, {tuned} for larger ones from pretrained weights, {scratch} with --scratch"
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +31,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", default=_DATA.spec, help="digits | synthetic[:n=,classes=,size=] | cifar10:ROOT | "
                    "cifar100:ROOT | FOLDER (one sub-folder per class) | LIST.txt ('path label' lines)")
     p.add_argument("--model", default=None, help=f"registry name (see `squeezelab models`; default: {SMALL_IMAGE_MODEL} for images of 64 px or "
-                   f"less, {DEFAULT_MODEL} for larger, or with --weights the weights' own model and options)")
+                   f"less; for larger ones the weights' own model ({SHIPPED_MODEL} for the shipped ImageNet weights), "
+                   f"{DEFAULT_MODEL} with --scratch). A model the weights do not fit trains from scratch")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs to train (default: {_default('epochs')}); with --resume the run's new total: more "
                         "than it had extends a finished run")
@@ -69,12 +71,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=_TRAIN.seed)
     p.add_argument("--val-fraction", type=float, default=_DATA.val_fraction)
     p.add_argument("--image-size", "--input-size", dest="image_size", type=int, default=_DATA.image_size,
-                   help="input side in pixels (default: the data's own; with --weights the weights' input size)")
+                   help="input side in pixels (default: the data's own for images of 64 px or less; for larger ones "
+                        "the fine-tuning recipe's, or 128 with --scratch)")
     p.add_argument("--weights", default=_TRAIN.weights,
-                   help="fine-tune from a file (torchvision state_dict, squeezelab checkpoint, the released .net) or a "
-                        "record name (e.g. squeezenet1_0.IMAGENET1K_V1): the weights decide the model, its options and "
-                        "the input (channel order, normalisation, --image-size), the classifier is replaced for the "
-                        "data's classes, and the fine-tuning recipe fills the training flags not given")
+                   help="the weights to start from: a record name (default for images larger than 64 px: "
+                        f"{SHIPPED_WEIGHTS.partition('.')[2]}, the paper's ImageNet SqueezeNet shipped with squeezelab; "
+                        "or e.g. squeezenet1_0.IMAGENET1K_V1), a file (torchvision state_dict, squeezelab checkpoint, the "
+                        "released .net), or none (from scratch). The weights decide the model, its options and the "
+                        "input (channel order, normalisation); the classifier is replaced for the data's classes, and "
+                        "the fine-tuning recipe fills the training flags not given")
+    p.add_argument("--scratch", action="store_true", help="train from scratch (the same as --weights none)")
     p.add_argument("--freeze-features", action="store_true", help="train only the classifier")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--device", default=_TRAIN.device, help="auto | cpu | cuda | cuda:N")
@@ -94,10 +100,12 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    if args.scratch and args.weights not in (None, "none"):
+        raise SqueezelabError(f"--scratch and --weights {args.weights} contradict each other; drop one")
     data_config = DataConfig(args.data, image_size=args.image_size, val_fraction=args.val_fraction, seed=args.seed,
                              skip_bad_images=args.skip_bad_images)
     train_config = TrainConfig.for_run(
-        args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+        "none" if args.scratch else args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
         label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout,
         whiten_stem=args.whiten_stem, accumulate=args.accumulate, seed=args.seed, device=args.device,

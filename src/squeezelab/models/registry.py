@@ -116,6 +116,10 @@ def create_model(name: str, **kwargs) -> nn.Module:
         weights.preprocessing if weights else TORCHVISION_IMAGENET,
         Provenance(weights=weights.name if weights else None),
     )
+    if weights is not None and model.num_classes == weights.num_classes == 1000:  # the ImageNet head itself
+        from squeezelab.models.imagenet_classes import IMAGENET1K_IDS, IMAGENET1K_NAMES
+
+        model.record = model.record.replace(classes=IMAGENET1K_NAMES, class_ids=IMAGENET1K_IDS)
     return model
 
 

@@ -2,13 +2,17 @@
 
 A `Weights` record carries its preprocessing, so a model loaded from converted Caffe weights is fed
 BGR 0-255 pixels minus (104, 117, 123) at 227x227, and one from torchvision RGB [0, 1] with the
-ImageNet mean/std at 224x224. Nothing is downloaded unless the user asks for a URL-backed record on
-a machine with network; a local file path always works.
+ImageNet mean/std at 224x224. The paper's own release, `squeezenet1_0.DC_IMAGENET1K` (676 KB), ships
+inside the package (`models/pretrained/`, with its BSD licence) and works offline; nothing else is
+downloaded unless the user asks for a URL-backed record on a machine with network; a local file
+path always works.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -31,6 +35,8 @@ class Weights:
     num_params: int | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
     note: str = ""
+    packaged: str | None = None  # a file in squeezelab/models/pretrained/ that holds the weights
+    sha256: str | None = None  # of the packaged file, checked when it is read
 
 
 WEIGHTS: dict[str, Weights] = {
@@ -55,7 +61,9 @@ WEIGHTS: dict[str, Weights] = {
             "squeezenet1_0.DC_IMAGENET1K", "squeezenet1_0", None, CAFFE_IMAGENET,
             num_params=1_248_424, metrics={"acc@1": 57.5, "acc@5": 80.3, "nonzero_weights": 415_921},
             note="compressed_SqueezeNet.net (675,763 bytes), the SqueezeNet paper's Deep Compression release "
-            "(github songhan/SqueezeNet-Deep-Compression, BSD), or the .pt `squeezelab convert` writes from it",
+            "(github songhan/SqueezeNet-Deep-Compression, BSD), shipped with squeezelab",
+            packaged="compressed_SqueezeNet.net",
+            sha256="e4ab6960ae8cd81505e1c2136921201507e930966c53deaf15862a395b3a3261",
         ),
         Weights(
             "squeezenet1_1.CAFFE_IMAGENET1K", "squeezenet1_1", None, CAFFE_IMAGENET,
@@ -95,6 +103,26 @@ def resolve_weights(model_name: str, weights, weights_file=None) -> tuple[Weight
     raise SqueezelabError(f"weights must be a name, a path or a Weights record, got {type(weights).__name__}")
 
 
+PACKAGED = Path(__file__).with_name("pretrained")
+
+
+def packaged_file(weights: Weights) -> Path:
+    """The shipped file of `weights`, after checking its SHA-256: a damaged install says so in one
+    line instead of decoding garbage into a model that answers nonsense."""
+    path = PACKAGED / weights.packaged
+    if not path.is_file():
+        raise BadFileError(f"{path} is missing from this squeezelab install; reinstall squeezelab")
+    if _sha256(path) != weights.sha256:
+        raise BadFileError(f"{path} does not match the SHA-256 of {weights.name} (a damaged install); "
+                           "reinstall squeezelab")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a torchvision-format state dict, a squeezelab checkpoint's weights or the released
     Deep Compression file (.net), safely."""
@@ -128,6 +156,8 @@ def load_weights(model: nn.Module, weights: Weights | None, path: str | None, *,
     """Fill `model` from a local file or, for a URL record, torch's download cache."""
     if path is not None:
         state = read_state_dict(path)
+    elif weights is not None and weights.packaged is not None:
+        state = read_state_dict(packaged_file(weights))
     elif weights is not None and weights.url is not None:
         try:
             state = torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", weights_only=True)
@@ -169,8 +199,8 @@ def pretrained_state_dict(spec: str | os.PathLike, model_name: str | None = None
     """The state dict behind `--weights SPEC`: a file path, or a record name such as
     `squeezenet1_0.IMAGENET1K_V1` or `DC_IMAGENET1K` (downloaded into torch's cache when online).
 
-    >>> pretrained_state_dict("DC_IMAGENET1K")  # doctest: +SKIP
-    SqueezelabError: squeezenet1_0.DC_IMAGENET1K has no download address: pass its file (...)
+    >>> len(pretrained_state_dict("DC_IMAGENET1K"))  # shipped with squeezelab: no download
+    52
     """
     text = str(spec)
     if Path(text).exists():
@@ -178,6 +208,8 @@ def pretrained_state_dict(spec: str | os.PathLike, model_name: str | None = None
     record = find_weights(text, model_name)
     if record is None:
         raise SqueezelabError(f"weights {text!r} is neither a file nor a known record (known: {', '.join(WEIGHTS)})")
+    if record.packaged is not None:
+        return read_state_dict(packaged_file(record))
     if record.url is None:
         raise SqueezelabError(offline_message(record))
     try:

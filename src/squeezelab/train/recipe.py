@@ -50,6 +50,11 @@ FINE_TUNE_RECIPE = {**SCRATCH_RECIPE, "epochs": 6, "batch_size": 32, "optimizer"
                     "warmup_epochs": 0.5, "pretrained_lr_factor": 0.1}
 FINE_TUNE_LR = 5e-3  # AdamW's rate for the new head on inputs of torchvision's scale (bench/finetune.py)
 RECIPES = {"scratch": SCRATCH_RECIPE, "small-images": SMALL_IMAGE_RECIPE, "fine-tune": FINE_TUNE_RECIPE}
+# Photo folders (images larger than SMALL_IMAGE_SIZE) start from the paper's ImageNet weights, which
+# ship inside squeezelab (models/pretrained/): 97% instead of 85% on cats vs dogs, offline.
+SHIPPED_WEIGHTS = "squeezenet1_0.DC_IMAGENET1K"
+SHIPPED_MODEL = "squeezenet1_0"
+SCRATCH = ("none", "scratch")  # --weights none: train from scratch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +89,32 @@ def plan(facts: DataFacts, config: TrainConfig, model=None, pretrained=None, *, 
     train = resolve(config, facts.image_size, facts.train_images, pretrained)
     model_config = choose_model(facts, model, pretrained)
     return Plan(train, model_config, augmentation(train), bool(train.whiten_stem) and pretrained is None and not resumed)
+
+
+def start_weights(weights: str | None, image_size: int, model_name: str | None = None) -> tuple[str | None, str | None]:
+    """The weights a new run starts from (None: from scratch), and a line to say when the default
+    was set aside. Given weights win (`none` means scratch); images of SMALL_IMAGE_SIZE px or less
+    train from scratch (the small-image recipe); photos start from SHIPPED_WEIGHTS unless --model
+    names an architecture those weights do not fit.
+
+    >>> start_weights(None, 128), start_weights(None, 32), start_weights("none", 128)
+    (('squeezenet1_0.DC_IMAGENET1K', None), (None, None), (None, None))
+    """
+    if weights is not None:
+        return (None, None) if str(weights).lower() in SCRATCH else (weights, None)
+    if image_size <= SMALL_IMAGE_SIZE:
+        return None, None
+    if model_name is not None and model_name != SHIPPED_MODEL:
+        return None, (f"--model {model_name}: the shipped ImageNet weights are {SHIPPED_MODEL}'s, so it trains from "
+                       "scratch (--weights FILE starts from other weights)")
+    return SHIPPED_WEIGHTS, None
+
+
+def start_name(weights: str | None) -> str:
+    """How result.json names a run's start: the short record name, the weights file, or "scratch"."""
+    if weights is None:
+        return "scratch"
+    return weights.partition(".")[2] if weights == SHIPPED_WEIGHTS else weights
 
 
 def recipe_name(image_size: int, weights: str | None = None) -> str:

@@ -123,6 +123,23 @@ def resume_state(out: Path, train_config: TrainConfig, epochs: int | None = None
     return state, (ModelConfig.from_dict(state["model"]), DataConfig.from_dict(state["data"]), recorded)
 
 
+def choose_start(train_config: TrainConfig, data_config: DataConfig, model_config,
+                 log: Callable[[str], None]) -> TrainConfig:
+    """`train_config` with the weights the run starts from (`train.recipe.start_weights`): photo
+    folders start from the shipped ImageNet weights unless told otherwise. Only a folder's image
+    headers are read to learn its size."""
+    size = data_config.image_size
+    if size is None and train_config.weights is None:
+        from squeezelab.data.datasets import default_side
+
+        size = default_side(data_config.spec)
+    name = model_config if isinstance(model_config, str) else getattr(model_config, "name", None)
+    weights, why = recipe.start_weights(train_config.weights, size or 0, name)
+    if why:
+        log(why)
+    return train_config.replace(weights=weights)
+
+
 def open_data(data_config: DataConfig, pretrained: Pretrained | None, state: dict | None = None) -> Dataset:
     """The run's data, fed as the weights expect (size, channel order, normalisation) unless the
     data config sets the size; a resumed fine-tuning run keeps the input it started with."""
@@ -142,6 +159,8 @@ def open_run(model_config, data_config: DataConfig, train_config: TrainConfig, s
     """Open the data, resolve the recipe (`train.recipe.plan`), start the model (pretrained
     weights, frozen features, whitened stem, or the resumed state) and its trainer; write
     config.json."""
+    if state is None:
+        train_config = choose_start(train_config, data_config, model_config, log)
     pretrained = open_pretrained(train_config.weights) if train_config.weights and state is None else None
     data = open_data(data_config, pretrained, state)
     facts = recipe.DataFacts(data.image_size, data.num_classes, math.ceil(len(data.train) / info.world_size))
@@ -171,7 +190,9 @@ def open_run(model_config, data_config: DataConfig, train_config: TrainConfig, s
 
 def _start_line(run: Run) -> str:
     t, data = run.trainer, run.trainer.data
-    return (f"training {run.model_config.name} on {data.config.spec}: {len(data.train)} train / {len(data.val)} val "
+    start = recipe.start_name(t.config.weights)
+    return (f"training {run.model_config.name} from {start if start == 'scratch' else start + ' weights'} on "
+            f"{data.config.spec}: {len(data.train)} train / {len(data.val)} val "
             f"images, {data.num_classes} classes, {data.image_size}px, {t.config.epochs} epochs on {t.device}"
             + (f" x {t.info.world_size} processes" if t.info.enabled else "")
             + f", {t.precision.amp} ({t.precision.reason})"
@@ -226,7 +247,7 @@ def finish(run: Run, seconds: float) -> dict:
         "final_val_loss": history[-1]["val_loss"] if history else None,
         "epochs": len(history), "seconds": round(seconds, 2),
         "checkpoint": str(out / "best.pt"), "last_checkpoint": str(out / "last.pt"), "out": str(out),
-        "device": str(t.device), "amp": t.precision.amp, "amp_reason": t.precision.reason,
+        "start": recipe.start_name(t.config.weights), "device": str(t.device), "amp": t.precision.amp, "amp_reason": t.precision.reason,
         "world_size": t.info.world_size, "train_images": len(data.train),
         "val_images": len(data.val), "skipped_images": len(data.skipped),
         "model": run.model_config.to_dict(), "data": data.config.spec,
