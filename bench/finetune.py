@@ -1,18 +1,22 @@
-"""Fine-tuning from the paper's released ImageNet SqueezeNet vs training from scratch, on a CIFAR-10
-pair with a few hundred training images, and a table of the two.
+"""Fine-tuning on real photos: squeezelab's default (the shipped ImageNet weights and the fine-tuning
+recipe) against training from scratch and against a reference recipe, in one run, per seed.
 
-The released model (../shared/data/squeezenet-dc/compressed_SqueezeNet.net) is converted with
-`squeezelab convert`; the pair's first N training JPEGs per class (sorted names) form train/, the
-next 50 per class val/ (the per-epoch check that picks best.pt), and the pair's 2,000 test images score
-both runs' best.pt and final model (last.pt) with `squeezelab eval`: with 100 validation images the
-epoch best.pt keeps is chosen on a few images' worth of noise, so the final model is reported too. Both runs get the same epochs and input size; `--weights`
-alone chooses the rest of the fine-tuning run (model, Caffe input, recipe). CIFAR images are
-32 px, upscaled: a stand-in for a small folder of photos. Everything is written under --work
-(default: a temporary folder), never into the repository.
+The data is a photo folder with train/ and val/ of class folders (../shared/data/flower-photos: 5
+classes, 2,936 + 734 photos). Every run trains on train/ with `squeezelab train` as a user runs it
+and is scored by its final model's top-1 on val/ (the trainer's last validation), with the seconds
+its training took. Runs, per seed:
+- default:   `squeezelab train --data FOLDER` and nothing else;
+- scratch:   `--scratch`, with the default run's epochs and image size;
+- reference: the weights by path (the released file converted by `squeezelab convert`) with the
+             reference recipe's values given as flags (`--reference`, default: 227 px, 6 epochs,
+             all layers trained: the fine-tuning recipe before frozen stages);
+- ceiling (with --ceiling): the default recipe for --ceiling epochs, the longer run's accuracy.
+With --curve the default recipe is run at several epoch counts and the accuracy-against-seconds
+points are plotted (PNG). Everything is written under --work (default: a temporary folder).
 
-    python bench/finetune.py                          # airplane vs ship, 200 per class, 128 px, seed 0
-    python bench/finetune.py --pair cat dog --seeds 0 1 2
-    python bench/finetune.py --epochs 30 --lr 2.6e-4 --seeds 0 1 2     # --lr: the fine-tuning run's head rate
+    python bench/finetune.py --data ../shared/data/flower-photos --seeds 0 1
+    python bench/finetune.py --data ../shared/data/flower-photos --seeds 0 --ceiling 12 --curve 1,2,3,4 --plot f.png
+    python bench/finetune.py ... --json      # one JSON line per run: val_acc, train_seconds, start, seed, ...
 """
 
 from __future__ import annotations
@@ -22,98 +26,111 @@ import json
 import os
 import subprocess
 import sys
-import shutil
 import tempfile
-import time
 from pathlib import Path
-
-from _data import cifar10_root  # bench/_data.py: the archive, extracted once into a cache folder
 
 SHARED = Path(os.environ.get("SQUEEZELAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 NET = SHARED / "squeezenet-dc" / "compressed_SqueezeNet.net"
-ARCHIVE = SHARED / "cifar10-jpg.tar.gz"
 SQUEEZELAB = [sys.executable, "-m", "squeezelab"]
+REFERENCE = "--image-size 227 --epochs 6 --frozen-stages 0"
 
 
 def squeezelab(*args) -> dict:
     done = subprocess.run([*SQUEEZELAB, *map(str, args), "--json"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"squeezelab {' '.join(map(str, args))} failed:\n{done.stderr}")
+        raise SystemExit(f"squeezelab {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
 
 
-def make_pair(work: Path, pair: tuple[str, str], per_class: int, val_per_class: int) -> Path:
-    """train/ (the first per_class training images of each class by name), val/ (the next
-    val_per_class: the per-epoch check, never a test image) and test/ (all 1,000 test images of
-    each), copied from the archive's folder (bench/_data.py extracts it once into the cache)."""
-    root = work / f"{pair[0]}_{pair[1]}_{per_class}"
-    if (root / ".complete").exists():
-        return root
-    cifar = cifar10_root(archive=ARCHIVE)
-    slices = (("train", "train", 0, per_class), ("val", "train", per_class, per_class + val_per_class),
-              ("test", "test", 0, None))
-    for split, source, first, last in slices:
-        for name in pair:
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for file in sorted((cifar / source / name).iterdir())[first:last]:
-                shutil.copyfile(file, folder / file.name)
-    (root / ".complete").write_text("ok")
-    return root
+def train(work: Path, data: Path, name: str, seed: int, flags: list) -> dict:
+    """One `squeezelab train` run; its final model's val/ top-1 and its training seconds."""
+    result = squeezelab("train", "--data", data, "--out", work / f"{name}-seed{seed}", "--seed", seed, *flags)
+    history = json.loads((Path(result["out"]) / "result.json").read_text())
+    config = json.loads((Path(result["out"]) / "config.json").read_text())
+    return {"run": name, "seed": seed, "val_acc": result["final_val_acc"], "best_val_acc": result["best_val_acc"],
+            "train_seconds": result["seconds"], "start": history["start"], "image_size": config["data"]["image_size"],
+            "epochs": result["epochs"], "amp": result["amp"], "model": result["model"]["name"],
+            "val_images": result["val_images"], "load": round(os.getloadavg()[0], 2)}
 
 
-def run(work: Path, data: Path, name: str, seed: int, epochs: int, size: int, extra: list) -> dict:
-    """Train on data/train (checked on data/val), then score best.pt and the final model on all of data/test."""
-    train_view = work / f"view_{data.name}"  # train/ + val/ only: the test images stay unseen
-    if not train_view.exists():
-        train_view.mkdir()
-        for split in ("train", "val"):
-            (train_view / split).symlink_to(data / split)
-    out = work / f"{name}_seed{seed}"
-    start = time.perf_counter()
-    result = squeezelab("train", "--data", train_view, "--out", out, "--epochs", epochs, "--image-size", size,
-                        "--seed", seed, *extra)
-    seconds = time.perf_counter() - start
-    test = squeezelab("eval", result["checkpoint"], "--data", data / "test")
-    final = squeezelab("eval", out / "last.pt", "--data", data / "test")
-    return {"run": name, "seed": seed, "train_s": seconds, "test_acc": test["top1"], "test_acc_final": final["top1"],
-            "test_images": test["count"], "model": result["model"]["name"]}
+def plot_curve(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in dict.fromkeys(r["run"].split("@")[0] for r in rows):
+        points = sorted((r["train_seconds"], 100 * r["val_acc"]) for r in rows if r["run"].split("@")[0] == name)
+        ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("val/ top-1 of the final model (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", nargs=2, default=["airplane", "ship"])
-    parser.add_argument("--per-class", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=6, help="both runs (the fine-tuning recipe's default)")
-    parser.add_argument("--image-size", type=int, default=128,
-                        help="both runs; the released weights' own 227 px costs 3x the time on a CPU")
+    parser.add_argument("--data", default=str(SHARED / "flower-photos"), help="a folder with train/ and val/")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--lr", type=float, default=None, help="the fine-tuning run's head learning rate "
-                        "(default: the fine-tuning recipe's); the scratch run keeps its recipe")
-    parser.add_argument("--runs", default="fine-tune,scratch", help="which runs, comma-separated")
-    parser.add_argument("--work", default=None, help="folder for data, runs and the converted model")
+    parser.add_argument("--runs", default="default,scratch,reference", help="which runs, comma-separated")
+    parser.add_argument("--reference", default=REFERENCE, help=f"the reference recipe's flags (default: {REFERENCE!r})")
+    parser.add_argument("--ceiling", type=int, default=None, metavar="EPOCHS", help="also the default recipe this long")
+    parser.add_argument("--curve", default=None, metavar="E1,E2,...", help="the default recipe at these epoch counts")
+    parser.add_argument("--plot", default=None, help="write the accuracy-against-seconds points as this PNG")
+    parser.add_argument("--work", default=None, help="folder for the runs and the converted model")
+    parser.add_argument("--json", action="store_true", help="one JSON line per run on stdout")
     args = parser.parse_args()
-    for needed in (NET, ARCHIVE):
-        if not needed.is_file():
-            raise SystemExit(f"{needed} not found: set SQUEEZELAB_SHARED_DATA to the shared data folder")
+    data = Path(args.data)
+    if not (data / "train").is_dir() or not (data / "val").is_dir():
+        raise SystemExit(f"{data} needs train/ and val/ class folders (../shared/data/flower-photos has them)")
     work = Path(args.work or tempfile.mkdtemp(prefix="finetune-"))
     work.mkdir(parents=True, exist_ok=True)
-    converted = work / "released.pt"
-    if not converted.exists():
-        squeezelab("convert", NET, "-o", converted)
-    data = make_pair(work, tuple(args.pair), args.per_class, 50)
     rows = []
-    extra = {"fine-tune": ["--weights", converted, *(["--lr", args.lr] if args.lr else [])], "scratch": []}
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), file=sys.stdout if args.json else sys.stderr, flush=True)
+
     for seed in args.seeds:
+        default = None
         for name in args.runs.split(","):
-            rows.append(run(work, data, name, seed, args.epochs, args.image_size, extra[name]))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(f"{args.pair[0]} vs {args.pair[1]}: {args.per_class} training images per class, {args.epochs} epochs at "
-          f"{args.image_size} px, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end)")
-    print(f"{'run':<10} {'seed':>4} {'model':<14} {'train s':>8} {'best.pt':>8} {'final':>8} {'test images':>11}")
-    for row in rows:
-        print(f"{row['run']:<10} {row['seed']:>4} {row['model']:<14} {row['train_s']:>8.0f} {row['test_acc']:>8.2%} "
-              f"{row['test_acc_final']:>8.2%} {row['test_images']:>11}")
+            if name == "default":
+                default = train(work, data, "default", seed, [])
+                record(default)
+            elif name == "scratch":
+                same = ["--epochs", default["epochs"], "--image-size", default["image_size"]] if default else []
+                record(train(work, data, "scratch", seed, ["--scratch", *same]))
+            elif name == "reference":
+                if not NET.is_file():
+                    raise SystemExit(f"{NET} not found: set SQUEEZELAB_SHARED_DATA to the shared data folder")
+                converted = work / "released.pt"
+                if not converted.exists():
+                    squeezelab("convert", NET, "-o", converted)
+                record(train(work, data, "reference", seed, ["--weights", converted, *args.reference.split()]))
+        if args.ceiling:
+            record(train(work, data, f"default@{args.ceiling}", seed, ["--epochs", args.ceiling]))
+        for epochs in (args.curve.split(",") if args.curve else []):
+            record(train(work, data, f"default@{epochs}", seed, ["--epochs", epochs]))
+    if args.plot:
+        plot_curve([r for r in rows if r["run"].startswith("default")], Path(args.plot))
+    if args.json:
+        return
+    print(f"{data}: final model's top-1 on val/, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"{'run':<12} {'seed':>4} {'start':<14} {'px':>4} {'epochs':>6} {'amp':>5} {'train s':>8} {'val top-1':>9}")
+    for r in rows:
+        print(f"{r['run']:<12} {r['seed']:>4} {Path(r['start']).name:<14} {r['image_size']:>4} {r['epochs']:>6} "
+              f"{r['amp']:>5} {r['train_seconds']:>8.0f} {r['val_acc']:>9.2%}")
+    by_seed = {(r["run"], r["seed"]): r for r in rows}
+    for seed in args.seeds:
+        d, ref = by_seed.get(("default", seed)), by_seed.get(("reference", seed))
+        if d and ref:
+            print(f"seed {seed}: default {d['train_seconds'] / ref['train_seconds']:.2f}x the reference's seconds, "
+                  f"{100 * (d['val_acc'] - ref['val_acc']):+.1f} points")
 
 
 if __name__ == "__main__":

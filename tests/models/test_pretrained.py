@@ -11,10 +11,13 @@ from squeezelab.models.weights import WEIGHTS, pretrained_state_dict
 
 
 def test_a_record_without_download_names_its_file():
+    from squeezelab.models.weights import offline_message
+
+    record = WEIGHTS["squeezenet1_0.CAFFE_IMAGENET1K"]
     assert WEIGHTS["squeezenet1_0.DC_IMAGENET1K"].preprocessing.channel_order == "BGR"
-    with pytest.raises(SqueezelabError, match="compressed_SqueezeNet.net") as info:
-        pretrained_state_dict("DC_IMAGENET1K")
-    assert "\n" not in str(info.value)
+    with pytest.raises(SqueezelabError, match="has no download address") as info:
+        pretrained_state_dict("CAFFE_IMAGENET1K", "squeezenet1_0")
+    assert "\n" not in str(info.value) and str(info.value) == offline_message(record)
 
 
 def test_offline_download_names_the_file_and_the_cache_folder(monkeypatch):

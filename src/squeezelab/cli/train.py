@@ -82,6 +82,9 @@ def add_parser(subparsers) -> None:
                         "the fine-tuning recipe fills the training flags not given")
     p.add_argument("--scratch", action="store_true", help="train from scratch (the same as --weights none)")
     p.add_argument("--freeze-features", action="store_true", help="train only the classifier")
+    p.add_argument("--frozen-stages", type=int, default=None,
+                   help=f"fine-tuning: the layers before the k-th max pool keep their pretrained weights and skip "
+                        f"their backward pass (default: {FINE_TUNE_RECIPE.get('frozen_stages', 0)})")
     p.add_argument("--skip-bad-images", action="store_true", help="skip and count unreadable images")
     p.add_argument("--device", default=_TRAIN.device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=_TRAIN.workers,
@@ -105,12 +108,12 @@ def run_train(args) -> int:
     data_config = DataConfig(args.data, image_size=args.image_size, val_fraction=args.val_fraction, seed=args.seed,
                              skip_bad_images=args.skip_bad_images)
     train_config = TrainConfig.for_run(
-        "none" if args.scratch else args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
+        "none" if args.scratch else args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, schedule=args.schedule,
         label_smoothing=args.label_smoothing, translate=args.translate, cutout=args.cutout,
         whiten_stem=args.whiten_stem, accumulate=args.accumulate, seed=args.seed, device=args.device,
-        freeze_features=args.freeze_features, stuck_steps=args.stuck_steps, workers=args.workers,
-        pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
+        freeze_features=args.freeze_features, frozen_stages=args.frozen_stages, stuck_steps=args.stuck_steps,
+        workers=args.workers, pretrained_lr_factor=args.pretrained_lr_factor)  # a bad value is refused here, before torch is loaded
     from squeezelab import runtime
     from squeezelab.train.recipe import choose_model_config
     from squeezelab.train.run import train

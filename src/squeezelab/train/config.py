@@ -40,6 +40,7 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
     freeze_features: bool = False
+    frozen_stages: int | None = None  # fine-tuning: the layers before the k-th max pool keep their weights (0: none)
     weights: str | None = None  # fine-tune from a torchvision state_dict or a squeezelab checkpoint
     stuck_steps: int = 300  # stop when the loss stays at ln(num_classes) this many steps (0: never)
     workers: int | None = None  # data-loading processes for folders of photos (None: one per core)
@@ -60,6 +61,8 @@ class TrainConfig(JsonConfig):
             (unset(self.label_smoothing) or 0 <= self.label_smoothing < 1,
              f"--label-smoothing must be in [0, 1), got {self.label_smoothing}"),
             (unset(self.translate) or self.translate >= 0, f"--translate must be >= 0, got {self.translate}"),
+            (unset(self.frozen_stages) or self.frozen_stages >= 0,
+             f"--frozen-stages must be >= 0, got {self.frozen_stages}"),
             (unset(self.cutout) or self.cutout >= 0, f"--cutout must be >= 0, got {self.cutout}"),
             (unset(self.pretrained_lr_factor) or 0 < self.pretrained_lr_factor <= 1,
              f"--pretrained-lr-factor must be in (0, 1], got {self.pretrained_lr_factor}"),

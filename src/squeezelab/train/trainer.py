@@ -248,6 +248,20 @@ def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01,
     return history
 
 
+def frozen_layers(model: nn.Module, config: TrainConfig) -> list[nn.Module]:
+    """The feature layers that keep their pretrained weights: all of them with `freeze_features`,
+    or those before the `frozen_stages`-th max pool. Their backward pass is skipped altogether
+    (nothing before them needs a gradient): at 227 px the first two stages of SqueezeNet 1.0 hold
+    half its multiply-adds."""
+    layers = list(getattr(model, "features", []))
+    if config.freeze_features:
+        return layers
+    pools = [i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+    if not config.frozen_stages or not pools:
+        return []
+    return layers[:pools[min(config.frozen_stages, len(pools)) - 1]]
+
+
 WHITENING_IMAGES = 1024  # training images whose patches set the first conv (train.whiten)
 
 
@@ -262,9 +276,8 @@ def start_model(plan, data: Dataset, pretrained=None, log: Callable[[str], None]
     model = plan.model.build()
     if pretrained is not None:
         load_pretrained(model, pretrained, log)
-    if plan.train.freeze_features:
-        for p in model.features.parameters():
-            p.requires_grad_(False)
+    for layer in frozen_layers(model, plan.train):
+        layer.requires_grad_(False)
     if plan.init_from_data:
         images, _ = next(data.batches("train", WHITENING_IMAGES, train=False, shuffle=True, seed=plan.train.seed))
         whiten_first_conv_(model, images, seed=plan.train.seed)
