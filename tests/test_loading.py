@@ -53,3 +53,19 @@ def test_load_model_sends_onnx_to_load_predictor(files):
     (root / "m.xyz").write_bytes(b"x")
     with pytest.raises(SqueezelabError, match="unknown model file type"):
         load_predictor(root / "m.xyz")
+
+
+def test_the_registry_imports_no_format_and_loading_fills_it():
+    """Formats register themselves into model_files; loading imports them all (docs/ARCHITECTURE.md)."""
+    import ast
+    from pathlib import Path
+
+    import squeezelab.loading as loading
+    import squeezelab.model_files as model_files
+
+    tree = ast.parse(Path(model_files.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {m for m in imported if m.startswith(("squeezelab.export", "squeezelab.train", "squeezelab.compress"))}
+    assert {".pt", ".sqz"} <= set(model_files.MODEL_LOADERS)
+    assert {".onnx", ".xml", ".param", ".pte", ".tflite"} <= set(model_files.PREDICTOR_LOADERS)
+    assert not hasattr(loading, "LOADERS")  # the old alias is gone; MODEL_LOADERS is the one name
