@@ -204,7 +204,7 @@ def main() -> None:
     from squeezelab import runtime
     from squeezelab.analysis.store import read_unit, unit_path
     from squeezelab.analysis.summary import summarize
-    from squeezelab.cli.analysis import parse_options
+    from squeezelab.utils.config import parse_options
     from squeezelab.evaluate import evaluate
     from squeezelab.train import recipe
     from squeezelab.train.config import TrainConfig

@@ -63,8 +63,14 @@ def test_the_shipped_model_is_the_converted_release(tmp_path):
 
 
 def test_the_wheel_carries_the_weights_and_their_licence(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"  # a copy: building writes build/ and egg-info beside the sources
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     wheel = next(tmp_path.glob("squeezelab-*.whl"))
     with zipfile.ZipFile(wheel) as archive:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from squeezelab.cli.output import AMP_CHOICES, AMP_HELP, print_json
 from squeezelab.cli.output import say as _say
 from squeezelab.errors import SqueezelabError
+from squeezelab.utils.config import parse_options
 from squeezelab.export.config import REGISTRY_INPUT_SIZE
-
-
-def parse_options(pairs: list[str] | None, flag: str) -> dict:
-    """KEY=VALUE pairs with JSON values ('batch_norm=true', 'lr=0.1', 'stem="small"' or stem=small)."""
-    options = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SqueezelabError(f"bad {flag} {pair!r}: write KEY=VALUE, e.g. {flag} lr=0.1")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def add_parser(subparsers) -> None:
