@@ -48,9 +48,11 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("train", ["(default: 512 for images of 64 px or less, 64 for larger; 32 with --weights;",
-               "(default: 0.4 for images of 64 px or less, 0.05 for larger, scaled with the batch",
-               "default: sgd; adamw with --weights", "(default: runs/latest)", "default: squeezenet_cifar for images"]),
+    ("train", ["(default: 512 for images of 64 px or less, 32 for larger ones from pretrained weights, 64 with --scratch;",
+               "(default: 0.4 for images of 64 px or less, one chosen from the weights for larger ones from pretrained weights, 0.05 with "
+               "--scratch, scaled with the batch",
+               "default: sgd for images of 64 px or less, adamw for larger ones from pretrained weights, sgd with --scratch",
+               "(default: runs/latest)", "default: squeezenet_cifar for images", "--scratch"]),
     ("serve", ["(default: 8000)", "(default: 127.0.0.1)", "(default: 64)", "(default: 1)"]),
     ("compress", ["(default: 3)", "default 0.92"]),
 ])

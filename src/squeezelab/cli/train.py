@@ -21,6 +21,7 @@ def _default(field: str) -> str:
     photos from scratch)."""
     small, scratch = SMALL_IMAGE_RECIPE.get(field), SCRATCH_RECIPE.get(field)
     tuned = FINE_TUNE_RECIPE.get(field, scratch)
+    tuned = "one chosen from the weights" if tuned is None else tuned
     return f"{small} for images of 64 px or less, {tuned} for larger ones from pretrained weights, {scratch} with --scratch"
 
 
