@@ -79,7 +79,8 @@ def _open_program(data: bytes | Path, threads: int | None = None):
     runtime = _runtime()
     if threads:
         pybindings = import_mobile("executorch.extension.pybindings.portable_lib", "ExecuTorch threads")
-        pybindings._unsafe_reset_threadpool(int(threads))
+        with quiet():  # it logs the reset to stderr
+            pybindings._unsafe_reset_threadpool(int(threads))
     with quiet():
         program = runtime.load_program(data if isinstance(data, bytes) else str(data))
         method = program.load_method("forward")
