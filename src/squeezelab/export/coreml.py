@@ -84,10 +84,10 @@ def export_coreml(model: nn.Module, path: str | os.PathLike, *, input_size: int 
 
     >>> export_coreml(squeezelab.load_model("best.pt"), "m.mlpackage")["classes"]  # doctest: +SKIP
     """
-    ct = import_mobile("coremltools", "Core ML export")
     path = Path(path)
     if path.suffix.lower() != SUFFIX:
         raise SqueezelabError(f"a Core ML model is an .mlpackage; got -o {path}")
+    ct = import_mobile("coremltools", "Core ML export")
     model = model.eval().float().to(memory_format=torch.contiguous_format)
     record = record_of(model)
     size = input_size or model_input_size(model)
