@@ -29,7 +29,22 @@ def test_compress_json_report_and_files(cli, trained_run, tmp_path):
     assert json.loads(evaluated.stdout)["top1"] == pytest.approx(report["acc_after"], abs=1e-6)
 
 
+def test_compress_method_kmeans_is_todays_and_is_recorded(cli, trained_run, tmp_path):
+    result, _ = trained_run
+    reports = {}
+    for method in ("kmeans", "gptq"):
+        done = cli("compress", result["checkpoint"], "-o", tmp_path / f"{method}.sqz", "--method", method, "--bits", "4",
+                   "--finetune-epochs", "0", "--prune-steps", "1", "--threads", "1", "--json")
+        assert done.returncode == 0, done.stderr
+        reports[method] = json.loads(done.stdout)
+        assert reports[method]["config"]["method"] == method
+        assert load_model(tmp_path / f"{method}.sqz").record.classes == ("class0", "class1", "class2")
+    kept = {m: [layer["density"] for layer in r["layers"] if layer["kind"] == "shared"] for m, r in reports.items()}
+    assert kept["gptq"] == pytest.approx(kept["kmeans"], abs=0.02)  # the same policy, other weights
+
+
 @pytest.mark.parametrize("flag, words", [
+    (("--method", "obs"), "method"),
     (("--bits", "12"), "bits"),
     (("--prune-steps", "0"), "prune-steps"),
     (("--centroid-lr", "-1"), "centroid-lr"),

@@ -78,3 +78,26 @@ def test_gradual_pipeline_recalibrates_after_every_change_and_stores_compactly()
 def test_bad_recipe_settings_are_one_clear_error(bad):
     with pytest.raises(SqueezelabError):
         CompressConfig(**bad)
+
+
+def test_compensated_pipeline_keeps_the_policy_and_bits_and_chooses_other_weights_than_magnitude():
+    import copy
+
+    torch.manual_seed(0)
+    model = create_model("squeezenet_meta", base_e=16, incr_e=16, num_classes=3).eval()
+    x = torch.randn(32, 3, 24, 24)
+    with torch.no_grad():
+        reference = model(x)
+    config = CompressConfig(sparsity_3x3=0.8, bits=3, prune_steps=2, finetune_epochs=0, raw_dtype="float32")
+    kept = {}
+    for method in ("gptq", "kmeans"):
+        _data, report, decoded = compress_model(copy.deepcopy(model), CompressConfig.from_dict({**config.to_dict(), "method": method}),
+                                               inputs=lambda: [x[:16], x[16:]])
+        densities = {s.name.removesuffix(".weight"): s.density for s in report.layers if s.kind == "shared"}
+        for name, target in policy_densities(model, 0.8).items():
+            assert abs(densities[name] - target) < 0.02, (method, name)
+        assert {s.bits for s in report.layers if s.kind == "shared"} == {3}
+        kept[method] = decoded.features[3].expand3x3.weight != 0
+        with torch.no_grad():
+            assert decoded.eval()(x).shape == reference.shape
+    assert not torch.equal(kept["gptq"], kept["kmeans"])  # compensation picks by saliency, not magnitude alone

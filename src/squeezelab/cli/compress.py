@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from squeezelab.compress.config import (LAYER_POLICIES, RAW_FLOAT_DTYPES, SENSITIVITIES, CalibConfig, CompressConfig,
-                                        FinetuneConfig)
+from squeezelab.compress.config import (METHODS, LAYER_POLICIES, RAW_FLOAT_DTYPES, SENSITIVITIES, CalibConfig,
+                                        CompressConfig, FinetuneConfig)
 from squeezelab.errors import SqueezelabError
 
 _DEFAULTS = CompressConfig()
@@ -50,6 +50,10 @@ def add_parser(subparsers) -> None:
                    "--finetune-epochs and --data do not apply)")
     p.add_argument("--target-bytes", type=int, default=_CALIB.target_bytes,
                    help="with --calib-data, the whole .sqz file's size (default: 3/4 of the model at 8 bits)")
+    p.add_argument("--method", choices=list(METHODS), default=_CALIB.method,
+                   help="gptq prunes and shares each layer compensating its errors on its inputs' statistics (training "
+                   "batches, or with --calib-data the calibration images), layer by layer on the compressed model's "
+                   "inputs; kmeans prunes by magnitude and shares by plain k-means (default %(default)s)")
     p.add_argument("--calib-images", type=int, default=_CALIB.calibration_images, help="with --calib-data, images to calibrate on")
     p.add_argument("--held-out-images", type=int, default=_CALIB.held_out_images,
                    help="with --calib-data, other images of the folder to measure agreement on")
@@ -83,7 +87,7 @@ def run(args) -> int:
         return _run_calibrated(args)
     config = CompressConfig(sparsity_3x3=args.sparsity_3x3, bits=args.bits, fc_bits=args.fc_bits,
                             finetune_epochs=args.finetune_epochs, layer_policy=args.layer_policy,
-                            prune_steps=args.prune_steps, raw_dtype=args.raw_dtype)
+                            prune_steps=args.prune_steps, raw_dtype=args.raw_dtype, method=args.method)
     log = print if not args.json and sys.stdout.isatty() else say  # progress: stderr unless on a terminal
     report = compress_checkpoint(
         args.checkpoint, args.output, config, data_spec=args.data, report_dir=args.report_dir,
@@ -106,7 +110,7 @@ def _run_calibrated(args) -> int:
 
     if args.data is not None:
         raise SqueezelabError("--calib-data and --data: pick one (--calib-data compresses without labels)")
-    config = CalibConfig(target_bytes=args.target_bytes, calibration_images=args.calib_images,
+    config = CalibConfig(target_bytes=args.target_bytes, method=args.method, calibration_images=args.calib_images,
                          held_out_images=args.held_out_images, distill_epochs=args.distill_epochs, raw_dtype=args.raw_dtype,
                          sensitivity=args.sensitivity, sensitivity_images=args.sensitivity_images)
     log = print if not args.json and sys.stdout.isatty() else say

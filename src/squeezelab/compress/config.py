@@ -16,6 +16,7 @@ MIN_BITS, MAX_BITS = 1, 8
 DEFAULT_GAP_BITS = 4  # the released SqueezeNet Deep Compression model uses 4-bit index gaps
 RAW_FLOAT_DTYPES = ("float32", "float16")  # what the codec may store unshared floats as
 LAYER_POLICIES = ("squeezenet", "uniform")
+METHODS = ("gptq", "kmeans")  # error-compensating (compress.gptq), or magnitude pruning + plain k-means
 PRUNE_SCOPES = ("layer", "global")
 
 
@@ -92,7 +93,9 @@ class CompressConfig(JsonConfig):
     `compress.pipeline.policy_densities`), `uniform` removes the same fraction from every layer.
     `densities` overrides single layers. `finetune_epochs` run after each of the `prune_steps`
     pruning rounds and once after weight sharing. `raw_dtype` stores the unshared tensors (batch
-    norm, biases); `fold_batch_norm` stores batch norm as scale and shift.
+    norm, biases); `fold_batch_norm` stores batch norm as scale and shift. `method` "gptq" chooses
+    the pruned weights and the shared values with error compensation on training inputs
+    (`compress.gptq`); "kmeans" prunes by magnitude and shares by plain k-means.
 
     >>> CompressConfig.from_dict(CompressConfig(sparsity_3x3=0.8).to_dict()).sparsity_3x3
     0.8
@@ -110,8 +113,11 @@ class CompressConfig(JsonConfig):
     prune_steps: int = 4
     raw_dtype: str = "float16"
     fold_batch_norm: bool = True
+    method: str = "gptq"
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise SqueezelabError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.finetune_epochs < 0:
             raise SqueezelabError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
         if not 1 <= self.prune_steps <= 100:
@@ -137,7 +143,8 @@ class FinetuneConfig(JsonConfig):
     """How `squeezelab compress` fine-tunes on the checkpoint's own training data (SGD with Nesterov
     momentum, as `squeezelab train`): `lr` is the peak rate after each pruning round, `centroid_lr`
     the one after weight sharing (each centroid's gradient sums over all its weights, so it is
-    small); batch-norm statistics are measured again on `calibration_batches` training batches.
+    small); batch-norm statistics are measured again on `calibration_batches` training batches, and
+    `method="gptq"` measures each layer's input statistics on `compensation_batches` of them.
 
     >>> FinetuneConfig.from_dict(FinetuneConfig(lr=0.01).to_dict()).lr
     0.01
@@ -149,10 +156,12 @@ class FinetuneConfig(JsonConfig):
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     calibration_batches: int = 50
+    compensation_batches: int = 8
 
     def __post_init__(self):
         for label, value in (("--lr", self.lr), ("--centroid-lr", self.centroid_lr), ("--batch-size", self.batch_size),
-                             ("calibration_batches", self.calibration_batches)):
+                             ("calibration_batches", self.calibration_batches),
+                             ("compensation_batches", self.compensation_batches)):
             if not value > 0:
                 raise SqueezelabError(f"{label} must be > 0, got {value}")
         if self.weight_decay < 0 or not 0.0 <= self.label_smoothing < 1.0:
@@ -167,13 +176,16 @@ SENSITIVITIES = ("network", "layer")
 class CalibConfig(JsonConfig):
     """Settings of compression from unlabelled images (`compress.datafree`, `compress --calib-data`).
     `target_bytes` is the whole .sqz file; None: three quarters of the model's size at 8 bits with
-    its current sparsity.
+    its current sparsity. `method` "gptq" prunes and shares each layer with error compensation on
+    the calibration images' statistics, sequentially (`compress.gptq`, `compress.sequential`);
+    "kmeans" prunes by magnitude and shares by plain k-means.
 
     >>> CalibConfig.from_dict(CalibConfig(target_bytes=450_000).to_dict()).target_bytes
     450000
     """
 
     target_bytes: int | None = None
+    method: str = "gptq"
     calibration_images: int = 128
     held_out_images: int = 1000
     sensitivity_images: int = 16
@@ -185,6 +197,8 @@ class CalibConfig(JsonConfig):
     def __post_init__(self):
         if self.sensitivity not in SENSITIVITIES:
             raise SqueezelabError(f"--sensitivity must be network or layer, got {self.sensitivity!r}")
+        if self.method not in METHODS:
+            raise SqueezelabError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.raw_dtype not in RAW_FLOAT_DTYPES:
             raise SqueezelabError(f"raw_dtype must be 'float32' or 'float16', got {self.raw_dtype!r}")
         for label, value, low in (("--calib-images", self.calibration_images, 1), ("--held-out-images", self.held_out_images, 1),

@@ -31,10 +31,12 @@ from squeezelab.compress.config import CompressConfig, PruneConfig, QuantConfig
 from squeezelab.compress.policy import gradual_densities, policy_densities
 from squeezelab.compress.prune import overall_density, prune
 from squeezelab.compress.quantize import quantize_
+from squeezelab.compress.sequential import prune_sequentially_, share_sequentially_
 
 FineTune = Callable[[nn.Module, int], None]  # (model, epochs): train in place
 Evaluate = Callable[[nn.Module], float]  # model -> validation top-1 as a fraction
 Calibrate = Callable[[nn.Module], None]  # model -> batch-norm statistics measured again, in place
+Inputs = Callable[[], list]  # () -> a few batches of training images (tensors), for `method="gptq"`
 
 
 
@@ -53,19 +55,29 @@ class CompressReport:
     top1_agreement: float | None = None  # with the uncompressed model, on held-out images (compress --calib-data)
     held_out_images: int | None = None
     calibration_images: int | None = None
+    layer_errors: dict | None = None  # {layer: {"setting_cost": ..., "output_error": ...}}, measured on calibration images
+
 
     @property
     def ratio(self) -> float:
         return self.original_bytes / max(1, self.compressed_bytes)
 
     def to_dict(self) -> dict:
+        costs = self.layer_errors or {}
         layers = [
-            {"name": s.name, "kind": s.kind, "elements": s.elements, "density": round(s.density, 4), "bits": s.bits, "bytes": s.bytes}
+            {"name": s.name, "kind": s.kind, "elements": s.elements, "density": round(s.density, 4), "bits": s.bits, "bytes": s.bytes,
+             **_cost(costs.get(s.name.removesuffix(".weight")))}
             for s in self.layers
         ]
         fields = dataclasses.asdict(self)
         fields.pop("layers")
+        fields.pop("layer_errors")
         return {**fields, "ratio": round(self.ratio, 2), "layers": layers}
+
+
+def _cost(cost: dict | None) -> dict:
+    """A layer's measured costs as report keys, to 4 significant digits."""
+    return {k: float(f"{v:.4g}") for k, v in (cost or {}).items()}
 
 
 def fp32_bytes(model: nn.Module) -> int:
@@ -80,6 +92,7 @@ def compress_model(
     finetune: FineTune | None = None,
     evaluate: Evaluate | None = None,
     calibrate: Calibrate | None = None,
+    inputs: Inputs | None = None,
     metadata: dict | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> tuple[bytes, CompressReport, nn.Module]:
@@ -94,13 +107,22 @@ def compress_model(
     original = fp32_bytes(model)
     acc_before = evaluate(model) if evaluate else None
     final = {**policy_densities(model, config.sparsity_3x3, config.layer_policy), **(config.densities or {})}
+    compensate = config.method == "gptq" and inputs is not None
     for step in range(1, config.prune_steps + 1):
-        prune(model, PruneConfig(sparsity=0.0, densities=gradual_densities(final, step, config.prune_steps)))
+        densities = gradual_densities(final, step, config.prune_steps)
+        if compensate:
+            prune_sequentially_(model, inputs(), densities)
+        else:
+            prune(model, PruneConfig(sparsity=0.0, densities=densities))
         log(f"pruning round {step}/{config.prune_steps}: {overall_density(model):.1%} of the weights kept")
         _recover(model, config.finetune_epochs, finetune, calibrate)
     acc_pruned = evaluate(model) if evaluate else None
     log(f"sharing weights: {config.bits}-bit codebooks" + (f", {config.fc_bits}-bit classifier" if config.fc_bits else ""))
-    quantize_(model, QuantConfig(bits=config.bits, fc_bits=config.fc_bits))
+    quant = QuantConfig(bits=config.bits, fc_bits=config.fc_bits)
+    if compensate:
+        share_sequentially_(model, inputs(), {name: quant.bits_for(name) for name in final})
+    else:
+        quantize_(model, quant)
     _recover(model, config.finetune_epochs, finetune, calibrate)
     if config.fold_batch_norm:
         fold_batch_norm_(model)

@@ -95,9 +95,17 @@ def quantize_layer_(module: nn.Module, bits: int, iterations: int = 30) -> Share
     centroids, kept_index = kmeans_1d(kept, 2**bits, iterations)
     index = torch.zeros(weight.shape, dtype=torch.long)
     index[mask.bool()] = kept_index
+    return share_layer_(module, centroids, index, mask)
+
+
+def share_layer_(module: nn.Module, centroids: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> SharedWeight:
+    """Replace `module.weight` by the shared-weight parametrization of a given codebook, index and
+    mask (shaped as the weight), whoever chose them (k-means here, `compress.gptq`)."""
+    weight = module.weight.detach()
     if parametrize.is_parametrized(module, "weight"):
         parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    shared = SharedWeight(centroids.to(weight.device), index.to(weight.device), mask)
+    shared = SharedWeight(centroids.to(weight.device, weight.dtype), index.to(weight.device),
+                          mask.to(weight.device, weight.dtype))
     parametrize.register_parametrization(module, "weight", shared, unsafe=True)
     module.parametrizations.weight.original.requires_grad_(False)
     return shared

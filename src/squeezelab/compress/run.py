@@ -69,8 +69,17 @@ def compress_checkpoint(
         recalibrate_batch_norm_(m, data.batches("train", tuning.batch_size, train=False, shuffle=True),
                                 num_batches=tuning.calibration_batches)
 
+    def inputs() -> list:
+        # shuffled, for the same reason; a new draw each round
+        found = []
+        for images, _labels in data.batches("train", tuning.batch_size, train=False, shuffle=True):
+            found.append(images)
+            if len(found) >= tuning.compensation_batches:
+                break
+        return found
+
     blob, report, decoded = compress_model(
-        model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, log=log,
+        model, config, finetune=finetune, evaluate=accuracy, calibrate=calibrate, inputs=inputs, log=log,
         metadata={"data": data.config.to_dict(), "source": str(checkpoint_path)},
     )
     _write(out, blob, report, before, plain_state_dict(decoded), report_dir)
@@ -115,6 +124,27 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
     log(f"{len(calib_paths)} calibration and {len(held_paths)} held-out images from {calib_data}")
     calib, held = datafree.load_images(calib_paths, prep), datafree.load_images(held_paths, prep)
     calib_logits, held_logits = datafree.logits(teacher, calib, prep), datafree.logits(teacher, held, prep)
+    if config.method == "gptq":
+        student, target, costs = _fit_compensated(teacher, calib, calib_logits, prep, config, log)
+    else:
+        student, target, costs = _fit_kmeans(teacher, calib, calib_logits, prep, config, log)
+    datafree.distill_(student, calib, calib_logits, prep, epochs=config.distill_epochs, seed=config.seed, log=log)
+    blob, stats = _encode(student, config, calib_data, checkpoint_path)
+    decoded = decode(blob, str(out))
+    agreement = datafree.top1_agreement(datafree.logits(decoded, held, prep), held_logits)
+    log(f"{len(blob):,} bytes; top-1 agreement with the uncompressed model on {len(held)} held-out images {agreement:.2%}")
+    report = CompressReport(stats, fp32_bytes(teacher), len(blob), None, None, None, time.perf_counter() - start,
+                            {**config.to_dict(), "target_bytes": target, "calib_data": str(calib_data)},
+                            top1_agreement=agreement, held_out_images=len(held), calibration_images=len(calib),
+                            layer_errors=costs)
+    _write(out, blob, report, teacher.state_dict(), plain_state_dict(decoded), report_dir)
+    return report
+
+
+def _fit_kmeans(teacher, calib, calib_logits, prep, config: CalibConfig, log) -> tuple:
+    """Magnitude pruning and plain k-means, each layer's setting by its measured sensitivity."""
+    from squeezelab.compress import datafree
+
     if config.sensitivity == "network":
         n = config.sensitivity_images
         options = datafree.network_options(teacher, calib[:n], calib_logits[:n], prep)
@@ -123,17 +153,70 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
         options = datafree.layer_options(teacher, inputs)
         del inputs
     target = config.target_bytes or _default_target(options)
-    student, blob = _fit(teacher, options, target, config, log)
-    datafree.distill_(student, calib, calib_logits, prep, epochs=config.distill_epochs, seed=config.seed, log=log)
-    blob, stats = _encode(student, config, calib_data, checkpoint_path)
-    decoded = decode(blob, str(out))
-    agreement = datafree.top1_agreement(datafree.logits(decoded, held, prep), held_logits)
-    log(f"{len(blob):,} bytes; top-1 agreement with the uncompressed model on {len(held)} held-out images {agreement:.2%}")
-    report = CompressReport(stats, fp32_bytes(teacher), len(blob), None, None, None, time.perf_counter() - start,
-                            {**config.to_dict(), "target_bytes": target, "calib_data": str(calib_data)},
-                            top1_agreement=agreement, held_out_images=len(held), calibration_images=len(calib))
-    _write(out, blob, report, teacher.state_dict(), plain_state_dict(decoded), report_dir)
-    return report
+    student, _blob, chosen = _fit(teacher, options, target, config, log)
+    return student, target, {name: {"setting_cost": option.error} for name, option in chosen.items()}
+
+
+def _fit_compensated(teacher, calib, calib_logits, prep, config: CalibConfig, log) -> tuple:
+    """Each layer's setting chosen by its compensated error (`compress.gptq`) on the uncompressed
+    model's calibration statistics, then applied layer by layer on the compressed model's inputs
+    (`compress.sequential`); if the file then overshoots the target, the layers' budget shrinks."""
+    import copy
+
+    from squeezelab.compress import datafree, sequential
+
+    batches = [prep.normalize(calib[i:i + 16]) for i in range(0, len(calib), 16)]
+    moments = sequential.model_moments(teacher, batches)
+    options, found = sequential.layer_options(teacher, moments, datafree.DENSITY_FACTORS, datafree.BIT_CHOICES, log=log)
+    if config.sensitivity == "network":
+        n = config.sensitivity_images
+        options = _network_scaled(teacher, options, found, calib[:n], calib_logits[:n], prep)
+    target = config.target_bytes or _default_target(options)
+
+    def apply(student, chosen):
+        sequential.apply_shared_(student, chosen, found)
+
+    _student, _blob, chosen = _fit(teacher, options, target, config, log, apply=apply)
+    budget = sum(o.bytes for o in chosen.values())
+    for _ in range(3):
+        student = copy.deepcopy(teacher)
+        errors = sequential.compress_sequentially_(student, moments, batches, chosen, log=log)
+        blob, _ = _encode(student, config, "", "")
+        log(f"layer by layer on the compressed model's inputs: file {len(blob):,} bytes")
+        if len(blob) <= target:
+            return student, target, {name: {"setting_cost": chosen[name].error, "output_error": errors[name]}
+                                     for name in chosen}
+        budget -= len(blob) - target + 512
+        chosen = datafree.allocate(options, budget)
+    raise SqueezelabError(f"--target-bytes {target}: the compressed model is {len(blob):,} bytes; allow more bytes")
+
+
+def _network_scaled(teacher, options: dict, found: dict, images, teacher_logits, prep) -> dict:
+    """Options whose error is the layer's output error times how much the whole model's output
+    moves per unit of it (one probe setting per layer: the KL divergence of the model's softmax
+    with only that layer compressed, over the layer's own error for that setting)."""
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from squeezelab.compress import datafree
+    from squeezelab.compress.prune import selected_layers
+
+    targets = teacher_logits.log_softmax(1)
+    batch = prep.normalize(images)
+    scaled = {}
+    with torch.no_grad():
+        for name, module in selected_layers(teacher).items():
+            probe = max(options[name], key=lambda o: o.error)  # the coarsest setting: the clearest signal
+            original = module.weight.detach().clone()
+            module.weight.copy_(found[(name, probe.density_factor, probe.bits)].weight(original.shape))
+            out = teacher.eval()(batch).log_softmax(1)
+            module.weight.copy_(original)
+            kl = float(nn.functional.kl_div(out, targets, log_target=True, reduction="batchmean"))
+            scale = max(kl, 0.0) / max(probe.error, 1e-12)
+            scaled[name] = [dataclasses.replace(o, error=o.error * scale) for o in options[name]]
+    return scaled
 
 
 def _default_target(options) -> int:
@@ -141,23 +224,25 @@ def _default_target(options) -> int:
     return int(widest * 0.75)
 
 
-def _fit(teacher, options, target: int, config: CalibConfig, log) -> tuple:
+def _fit(teacher, options, target: int, config: CalibConfig, log, apply=None) -> tuple:
     """The teacher pruned and shared by the allocation whose whole file fits `target` bytes: the
-    layers' budget starts at the target less the rest of the file and shrinks by any overshoot."""
+    layers' budget starts at the target less the rest of the file and shrinks by any overshoot.
+    Returns (student, file bytes, {layer: Option})."""
     import copy
 
     from squeezelab.compress import datafree
 
+    apply = apply or datafree.apply_allocation_
     budget = target - _other_bytes(teacher, config)
     for _ in range(6):
         chosen = datafree.allocate(options, budget)
         student = copy.deepcopy(teacher)
-        datafree.apply_allocation_(student, chosen)
+        apply(student, chosen)
         blob, _ = _encode(student, config, "", "")
         bits = sorted({o.bits for o in chosen.values()})
         log(f"allocation for {budget:,} layer bytes: bits {bits}, file {len(blob):,} bytes")
         if len(blob) <= target:
-            return student, blob
+            return student, blob, chosen
         budget -= len(blob) - target + 512
     raise SqueezelabError(f"--target-bytes {target}: the smallest allocation tried is {len(blob):,} bytes; "
                           "allow more bytes")
