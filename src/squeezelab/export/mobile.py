@@ -76,16 +76,14 @@ def pt2e_quantize(model: nn.Module, quantizer, calibration: list[torch.Tensor], 
                   fold_quantize: bool = True) -> nn.Module:
     """`model` exported with `sample`, annotated by `quantizer`, calibrated one image at a time on
     `calibration` (the program takes batch 1) and converted to quantize/dequantize pairs."""
-    convert_pt2e = import_mobile("torchao.quantization.pt2e.quantize_pt2e", "int8 quantization").convert_pt2e
-    prepare_pt2e = import_mobile("torchao.quantization.pt2e.quantize_pt2e", "int8 quantization").prepare_pt2e
+    pt2e = import_mobile("torchao.quantization.pt2e.quantize_pt2e", "int8 quantization")
     with quiet():
-        graph = torch.export.export(model, (sample,)).module()
-        prepared = prepare_pt2e(graph, quantizer)
+        prepared = pt2e.prepare_pt2e(export_program(model, sample).module(), quantizer)
         with torch.no_grad():
             for batch in calibration:
                 for image in batch:
                     prepared(image[None].float())
-        return convert_pt2e(prepared, fold_quantize=fold_quantize)
+        return pt2e.convert_pt2e(prepared, fold_quantize=fold_quantize)
 
 
 def split_calibration(batches: list[torch.Tensor], calibrate: int) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
