@@ -132,3 +132,11 @@ def test_doc_lists_the_same_layers():
     documented = [[name.strip() for name in line.split(",")] for line in lines if line]
     assert documented == LAYERS[::-1]  # the doc reads from the top down
 
+
+
+def test_doc_lists_every_module():
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", DOC.read_text(), re.M))
+    missing = sorted(str(p.relative_to(SRC)) for p in MODULES.values() if str(p.relative_to(SRC)) not in listed)
+    assert missing == [], f"add a row for each to docs/ARCHITECTURE.md's module table: {missing}"
+    gone = sorted(listed - {str(p.relative_to(SRC)) for p in MODULES.values()})
+    assert gone == [], f"docs/ARCHITECTURE.md lists modules that no longer exist: {gone}"
