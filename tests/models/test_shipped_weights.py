@@ -78,3 +78,20 @@ def test_the_wheel_carries_the_weights_and_their_licence(tmp_path):
         shipped = archive.read("squeezelab/models/pretrained/compressed_SqueezeNet.net")
     assert "squeezelab/models/pretrained/LICENCE" in names
     assert shipped == packaged_file(RECORD).read_bytes()
+
+
+def test_predict_answers_with_imagenet_class_names_offline(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from squeezelab.models.imagenet_classes import IMAGENET1K_NAMES
+    from tests.helpers import run_main
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (300, 200), (30, 120, 200)).save(photo)
+    done = run_main("predict", "DC_IMAGENET1K", photo, "--json")
+    assert done.returncode == 0, done.stderr
+    predictions = json.loads(done.stdout)[0]["predictions"]
+    assert len(predictions) == 5 and all(p["label"] in IMAGENET1K_NAMES for p in predictions)
+    assert sum(p["probability"] for p in predictions) <= 1.0 + 1e-6
