@@ -59,9 +59,7 @@ class Step:
         from squeezelab.train.trainer import Trainer
 
         data = open_dataset(DataConfig(f"synthetic:n={batch},classes=2,size={size}"))  # sizes the schedule only
-        config = TrainConfig(epochs=1, batch_size=batch, lr=0.01, optimizer="sgd", warmup_epochs=0,
-                             schedule="constant", label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0,
-                             recipe="given", device="cpu")
+        config = TrainConfig.given(batch_size=batch, lr=0.01, device="cpu")
         self.config = ModelConfig(model_name, {"num_classes": 10})
         torch.manual_seed(0)
         self.trainer = Trainer(self.config.build(), data, config, speed=runtime.SpeedConfig(amp=amp))

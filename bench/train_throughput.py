@@ -101,9 +101,7 @@ def trainer_for(case: Case, amp: str, data=None):
     classes = case.classes if data is None else data.num_classes
     if data is None:  # only sizes the (constant) schedule: the timed batch is the caller's
         data = open_dataset(DataConfig(f"synthetic:n={case.batch},classes=2,size={case.size}"))
-    config = TrainConfig(epochs=1, batch_size=case.batch, lr=0.01, optimizer="sgd", warmup_epochs=0,
-                         schedule="constant", label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0,
-                         recipe="given", device="cpu")
+    config = TrainConfig.given(batch_size=case.batch, lr=0.01, device="cpu")
     torch.manual_seed(0)
     model = ModelConfig(case.model, {**case.options, "num_classes": classes}).build()
     return Trainer(model, data, config, speed=runtime.SpeedConfig(amp=amp))

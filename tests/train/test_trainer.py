@@ -21,8 +21,7 @@ def test_num_batches_is_the_number_of_batches_an_epoch_yields(images, batch):
 def test_the_last_scheduled_step_still_learns_on_a_small_photo_folder():
     data = open_dataset(DataConfig("synthetic:n=125,classes=5,size=12", val_fraction=0.2))
     assert len(data.train) == 100
-    config = TrainConfig(epochs=6, batch_size=32, lr=0.1, optimizer="sgd", warmup_epochs=0.5, schedule="cosine",
-                         label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0, recipe="given", device="cpu")
+    config = TrainConfig.given(epochs=6, batch_size=32, lr=0.1, warmup_epochs=0.5, schedule="cosine", device="cpu")
     trainer = Trainer(ModelConfig("squeezenet_cifar", {"num_classes": 5}).build(), data, config)
     rates = []
     step = trainer.optimizer.step
@@ -34,8 +33,7 @@ def test_the_last_scheduled_step_still_learns_on_a_small_photo_folder():
 
 def test_the_trainer_uses_the_fused_optimizer_the_benchmarks_time():
     data = open_dataset(DataConfig("synthetic:n=40,classes=2,size=12"))
-    config = TrainConfig(epochs=1, batch_size=8, lr=0.1, optimizer="sgd", warmup_epochs=0, schedule="constant",
-                         label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0, recipe="given", device="cpu")
+    config = TrainConfig.given(batch_size=8, lr=0.1, device="cpu")
     trainer = Trainer(ModelConfig("squeezenet_cifar", {"num_classes": 2}).build(), data, config)
     assert trainer.optimizer.defaults.get("fused") is True
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -49,8 +47,7 @@ def test_a_bf16_trained_model_reports_its_fp32_accuracy(monkeypatch):
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # as on an AMX CPU, on every CPU
     data = open_dataset(DataConfig("synthetic:n=64,classes=2,size=12"))
-    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, optimizer="sgd", warmup_epochs=0, schedule="constant",
-                         label_smoothing=0.0, pretrained_lr_factor=1.0, stuck_steps=0, recipe="given", device="cpu")
+    config = TrainConfig.given(batch_size=16, lr=0.05, device="cpu")
     trainer = Trainer(ModelConfig("squeezenet_cifar", {"num_classes": 2}).build(), data, config)
     assert trainer.precision == runtime.Precision("bf16", "amx_bf16")
     seen = []

@@ -81,6 +81,18 @@ class TrainConfig(JsonConfig):
         """
         return cls(**{k: v for k, v in given.items() if v is not None}, weights=weights)
 
+    @classmethod
+    def given(cls, **values) -> "TrainConfig":
+        """A config no recipe touches: SGD at a constant rate, no warm-up, no label smoothing, no
+        guard, unless `values` say otherwise. What a benchmark timing the step, or a test, wants.
+
+        >>> TrainConfig.given(batch_size=32, lr=0.01).recipe
+        'given'
+        """
+        neutral = {"epochs": 1, "optimizer": "sgd", "warmup_epochs": 0.0, "schedule": "constant",
+                   "label_smoothing": 0.0, "pretrained_lr_factor": 1.0, "stuck_steps": 0}
+        return cls(**{**neutral, **values, "recipe": "given"})
+
     def resumed(self, epochs_done: int, epochs: int | None, **changes) -> "TrainConfig":
         """This recorded recipe for a run resumed after `epochs_done` epochs: `epochs`, when given,
         becomes the run's new total (more than it had extends it; the schedule is then recomputed

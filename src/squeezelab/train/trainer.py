@@ -215,10 +215,9 @@ class FineTuneConfig:
 
     def train_config(self) -> TrainConfig:
         """Every value set, so no recipe applies: a short warm-up, then cosine decay from `lr`."""
-        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
-                           weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
-                           warmup_epochs=min(1.0, self.epochs / 4), stuck_steps=0, seed=self.seed,
-                           schedule="cosine", pretrained_lr_factor=1.0, recipe="given")
+        return TrainConfig.given(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, optimizer=self.optimizer,
+                                 weight_decay=self.weight_decay, label_smoothing=self.label_smoothing,
+                                 warmup_epochs=min(1.0, self.epochs / 4), seed=self.seed, schedule="cosine")
 
 
 def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01, batch_size: int = 64,
