@@ -60,16 +60,19 @@ def test_weights_decide_model_options_input_and_recipe(caffe_weights, tmp_path):
     assert config["preprocessing"]["channel_order"] == "BGR" and config["preprocessing"]["pixel_range"] == 255.0
     assert config["data"]["image_size"] == 40  # the weights' input size
     train = config["train"]
-    assert (train["recipe"], train["optimizer"], train["pretrained_lr_factor"]) == ("fine-tune", "adamw", 0.1)
+    assert (train["recipe"], train["optimizer"], train["pretrained_lr_factor"], train["frozen_stages"]) == (
+        "fine-tune", "adamw", 0.3, 2)
     assert (train["epochs"], train["batch_size"]) == (2, 8)
-    assert train["lr"] == pytest.approx(5e-3 / (255 * 0.226), rel=1e-3)  # scaled to Caffe's 0-255 input
+    assert train["lr"] == pytest.approx(1.5e-2 / (255 * 0.226), rel=1e-3)  # scaled to Caffe's 0-255 input
     assert "loaded " in done.stderr and "new: classifier.1" in done.stderr
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["provenance"]["weights"] == str(path)
     lrs = sorted({group["initial_lr"] for group in checkpoint["optimizer"]["param_groups"]})
-    assert lrs == pytest.approx([train["lr"] / 10, train["lr"]])  # pretrained layers at a tenth of the head's rate
-    drift = (checkpoint["state_dict"]["features.0.weight"] - source["features.0.weight"]).abs().max()
-    assert 0 < drift < 0.01  # started from the weights and moved a little
+    assert lrs == pytest.approx([train["lr"] * 0.3, train["lr"]])  # pretrained layers at 0.3x the head's rate
+    state = checkpoint["state_dict"]
+    assert torch.equal(state["features.0.weight"], source["features.0.weight"])  # a frozen stage keeps its weights
+    drift = (state["features.12.squeeze.weight"] - source["features.12.squeeze.weight"]).abs().max()
+    assert 0 < drift < 0.01  # the later layers started from the weights and moved a little
 
 
 def test_flags_override_the_weights_and_the_recipe(caffe_weights, tmp_path):

@@ -42,10 +42,10 @@ def add_parser(subparsers) -> None:
                         "keeps 16 steps an epoch); a batch larger than the training set is reduced to it, with a warning")
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate after warm-up (default: {_default('lr')}, scaled with the batch when "
-                        f"--batch-size differs; with --weights {FINE_TUNE_LR} over the weights' input scale: 8.7e-05 "
-                        "for the Caffe-trained released model's 0-255 input)")
+                        f"--batch-size differs; from pretrained weights {FINE_TUNE_LR} over the weights' input scale: "
+                        "2.6e-04 for the shipped Caffe-trained weights' 0-255 input)")
     p.add_argument("--pretrained-lr-factor", type=float, default=None,
-                   help=f"with --weights, the pretrained layers learn at --lr x this and the new classifier at --lr "
+                   help=f"from pretrained weights, the pretrained layers learn at --lr x this and the new classifier at --lr "
                         f"(default: {_default('pretrained_lr_factor')})")
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default=None, help=f"default: {_default('optimizer')}")
     p.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay)
