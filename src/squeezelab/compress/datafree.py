@@ -210,18 +210,22 @@ def apply_allocation_(model: nn.Module, chosen: dict[str, Option]) -> None:
 
 def distill_(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, preprocessing, *,
              epochs: int = 2, batch_size: int = 16, rel_lr: float = 1e-3, seed: int = 0,
+             check: tuple[torch.Tensor, torch.Tensor] | None = None,
              log: Callable[[str], None] = lambda _m: None) -> tuple[float, float]:
     """Train the shared centroids and the biases of `student` (eval mode: no dropout) so that its
-    softmax matches `teacher_logits` on `images`; returns the mean KL divergence before and after.
+    softmax matches `teacher_logits` on `images`; returns the mean KL divergence before and after,
+    on `check` (other calibration images and their teacher logits) when given, else on `images`.
     Each layer's rate is `rel_lr` x its mean absolute weight (layers differ in scale by 100x). When
-    refinement does not lower the divergence, the codebooks are put back as they were."""
+    refinement does not lower that divergence, the codebooks are put back as they were: a hundred
+    images are few for a thousand centroids, and the fit to them can move other images away."""
     groups = []
     modules = dict(student.named_modules())
     for name, shared in shared_layers(student).items():
         scale = float(shared.centroids.detach().abs().mean()) or 1e-3
         params = [shared.centroids] + ([modules[name].bias] if modules[name].bias is not None else [])
         groups.append({"params": params, "lr": rel_lr * scale})
-    before = divergence(student, images, teacher_logits, preprocessing)
+    check_images, check_logits = check if check is not None else (images, teacher_logits)
+    before = divergence(student, check_images, check_logits, preprocessing)
     if not groups or epochs == 0:
         return before, before
     saved = [[p.detach().clone() for p in g["params"]] for g in groups]
@@ -236,8 +240,9 @@ def distill_(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Ten
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    after = divergence(student, images, teacher_logits, preprocessing)
-    log(f"codebook refinement: KL to the uncompressed model {before:.4f} -> {after:.4f} on the calibration images")
+    after = divergence(student, check_images, check_logits, preprocessing)
+    where = "calibration images it did not train on" if check is not None else "the calibration images"
+    log(f"codebook refinement: KL to the uncompressed model {before:.4f} -> {after:.4f} on the {where}")
     if after > before:
         with torch.no_grad():
             for group, values in zip(groups, saved):

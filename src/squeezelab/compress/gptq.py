@@ -89,14 +89,18 @@ def relative_error(weight: torch.Tensor, shared: torch.Tensor, hessian: torch.Te
     return float(((dw @ hessian) * dw).sum() / ((w @ hessian) * w).sum().clamp_min(1e-30))
 
 
-def factor(hessian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(damped H, upper Cholesky factor of its inverse): what every setting of a layer reuses."""
+def factor(hessian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(damped H, upper Cholesky factor of its inverse, column order), both in that order: what
+    every setting of a layer reuses. Columns of larger input energy go first (GPTQ's "act order"):
+    their errors are then spread over the most columns still free."""
     h = _damped(hessian.double().clone())
-    return h, torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    order = torch.argsort(torch.diag(h), descending=True)
+    h = h[order][:, order]
+    return h, torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True), order
 
 
 def share_weight(weight: torch.Tensor, hessian: torch.Tensor, density_factor: float, bits: int, *,
-                 refits: int = 1, factored: tuple[torch.Tensor, torch.Tensor] | None = None) -> SharedLayer:
+                 refits: int = 1, factored: tuple | None = None) -> SharedLayer:
     """`weight` pruned to `density_factor` of its non-zeros and shared into 2**bits centroids,
     each choice compensated on `hessian` (see the module doc).
 
@@ -106,9 +110,9 @@ def share_weight(weight: torch.Tensor, hessian: torch.Tensor, density_factor: fl
     ([True, True, True, False], 0.0)
     """
     shape = weight.shape
-    w0 = weight.detach().reshape(shape[0], -1).double()
+    h, u, order = factored or factor(hessian)
+    w0 = weight.detach().reshape(shape[0], -1).double()[:, order]
     zero = w0 == 0  # pruned before: stays pruned
-    h, u = factored or factor(hessian)
     nonzero = int((~zero).sum())
     keep = max(1, int(round(density_factor * nonzero)))
     prune_fraction = (nonzero - keep) / max(1, nonzero)  # of the weights not yet pruned, in every block
@@ -117,21 +121,21 @@ def share_weight(weight: torch.Tensor, hessian: torch.Tensor, density_factor: fl
     first_mask[torch.topk(saliency.masked_fill(zero, -1.0).flatten(), keep).indices] = True
     centroids, _ = kmeans_1d(w0.flatten()[first_mask].float(), 2 ** bits)
     centroids = centroids.double()
-    refits = refits if bits < 6 else 0  # a fine codebook gains little from passes again
     for attempt in range(refits + 1):
         mask, index, _values = _pass(w0, u, zero, prune_fraction, centroids)
         centroids = _refit(w0, h, mask, index, centroids)  # for these assignments: may leave sorted order
         if attempt < refits:
             centroids = torch.sort(centroids).values  # the next pass's nearest-centroid search needs it
     shared = torch.where(mask, centroids[index], torch.zeros((), dtype=torch.float64))
-    error = relative_error(w0, shared, hessian.double())
-    return SharedLayer(mask.flatten(), index.flatten(), centroids.float(), error)
+    error = relative_error(w0, shared, hessian.double()[order][:, order])
+    back = torch.argsort(order)
+    return SharedLayer(mask[:, back].flatten(), index[:, back].flatten(), centroids.float(), error)
 
 
 def _damped(h: torch.Tensor) -> torch.Tensor:
-    dead = torch.diag(h) == 0
-    h[dead, dead] = 1.0
-    h += DAMPING * float(torch.diag(h).mean()) * torch.eye(len(h), dtype=h.dtype)
+    """H plus a small multiple of its mean diagonal: invertible where inputs are always zero (a
+    dead channel, a 3x3 tap over padding), where a weight then costs almost nothing to prune."""
+    h += DAMPING * (float(torch.diag(h).mean()) or 1.0) * torch.eye(len(h), dtype=h.dtype)
     return h
 
 
@@ -147,13 +151,14 @@ def prune_weight(weight: torch.Tensor, hessian: torch.Tensor, density_factor: fl
     >>> m.tolist()
     [[True, False, True]]
     """
-    w0 = weight.detach().reshape(weight.shape[0], -1).double()
+    _h, u, order = factor(hessian)
+    w0 = weight.detach().reshape(weight.shape[0], -1).double()[:, order]
     zero = w0 == 0
-    _h, u = factor(hessian)
     nonzero = int((~zero).sum())
     keep = max(1, int(round(density_factor * nonzero)))
     mask, _index, values = _pass(w0, u, zero, (nonzero - keep) / max(1, nonzero), None)
-    return values.to(weight.dtype).view(weight.shape), mask.view(weight.shape)
+    back = torch.argsort(order)
+    return values[:, back].to(weight.dtype).view(weight.shape), mask[:, back].view(weight.shape)
 
 
 def _pass(w0: torch.Tensor, u: torch.Tensor, zero: torch.Tensor, prune_fraction: float,

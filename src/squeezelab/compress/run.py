@@ -128,7 +128,9 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
         student, target, costs = _fit_compensated(teacher, calib, calib_logits, prep, config, log)
     else:
         student, target, costs = _fit_kmeans(teacher, calib, calib_logits, prep, config, log)
-    datafree.distill_(student, calib, calib_logits, prep, epochs=config.distill_epochs, seed=config.seed, log=log)
+    aside = len(calib) // 4  # refinement is kept only if it helps calibration images it did not train on
+    datafree.distill_(student, calib[aside:], calib_logits[aside:], prep, epochs=config.distill_epochs, seed=config.seed,
+                      check=(calib[:aside], calib_logits[:aside]) if aside else None, log=log)
     blob, stats = _encode(student, config, calib_data, checkpoint_path)
     decoded = decode(blob, str(out))
     agreement = datafree.top1_agreement(datafree.logits(decoded, held, prep), held_logits)
@@ -180,7 +182,7 @@ def _fit_compensated(teacher, calib, calib_logits, prep, config: CalibConfig, lo
     budget = sum(o.bytes for o in chosen.values())
     for _ in range(3):
         student = copy.deepcopy(teacher)
-        errors = sequential.compress_sequentially_(student, moments, batches, chosen, log=log)
+        errors = sequential.compress_sequentially_(student, batches, chosen, log=log)
         blob, _ = _encode(student, config, "", "")
         log(f"layer by layer on the compressed model's inputs: file {len(blob):,} bytes")
         if len(blob) <= target:
@@ -193,8 +195,9 @@ def _fit_compensated(teacher, calib, calib_logits, prep, config: CalibConfig, lo
 
 def _network_scaled(teacher, options: dict, found: dict, images, teacher_logits, prep) -> dict:
     """Options whose error is the layer's output error times how much the whole model's output
-    moves per unit of it (one probe setting per layer: the KL divergence of the model's softmax
-    with only that layer compressed, over the layer's own error for that setting)."""
+    moves per unit of it (one probe setting per layer, `_probe`: the KL divergence of the model's
+    softmax with only that layer compressed, over the layer's own error for that setting). Both
+    grow with the square of a small change, so their ratio holds across the settings."""
     import dataclasses
 
     import torch
@@ -208,7 +211,7 @@ def _network_scaled(teacher, options: dict, found: dict, images, teacher_logits,
     scaled = {}
     with torch.no_grad():
         for name, module in selected_layers(teacher).items():
-            probe = max(options[name], key=lambda o: o.error)  # the coarsest setting: the clearest signal
+            probe = _probe(options[name])
             original = module.weight.detach().clone()
             module.weight.copy_(found[(name, probe.density_factor, probe.bits)].weight(original.shape))
             out = teacher.eval()(batch).log_softmax(1)
@@ -217,6 +220,12 @@ def _network_scaled(teacher, options: dict, found: dict, images, teacher_logits,
             scale = max(kl, 0.0) / max(probe.error, 1e-12)
             scaled[name] = [dataclasses.replace(o, error=o.error * scale) for o in options[name]]
     return scaled
+
+
+def _probe(found: list) -> object:
+    """The setting whose network effect calibrates a layer's scale: all kept weights at 5 bits, a
+    change the model notices but well short of where its output saturates."""
+    return min(found, key=lambda o: (abs(o.density_factor - 1.0), abs(o.bits - 5)))
 
 
 def _default_target(options) -> int:

@@ -11,15 +11,14 @@ also pays back what the earlier layers lost. Here:
   `compress.datafree.allocate`;
 - `compress_sequentially_`: the chosen settings applied in forward order, each layer's moments
   measured again on the partly compressed model; then each layer's bias is moved by the shift of
-  its mean output (Nagel et al., 2019, "Data-free quantization", bias correction: the mean of
-  W x over the uncompressed model's inputs minus that of W' x' over the compressed model's).
+  its mean output that its compression causes (Nagel et al., 2019, "Data-free quantization",
+  bias correction: (W - W') E[x] over the inputs it now receives).
 
 Layers that read the same tensor (a Fire's two expand layers) are measured in one pass.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Iterable
 
 import torch
@@ -78,7 +77,7 @@ def layer_options(model: nn.Module, moments: dict[str, Moments], densities: tupl
         options[name] = []
         for density in densities:
             for b in bits:
-                shared = share_weight(module.weight.detach(), hessian, density, b, factored=factored)
+                shared = share_weight(module.weight.detach(), hessian, density, b, refits=0, factored=factored)
                 size = stream_bytes(shared.mask.numpy(), shared.index.numpy(), len(shared.centroids))
                 options[name].append(Option(density, b, shared.error, size))
                 found[(name, density, b)] = shared
@@ -118,8 +117,7 @@ def input_groups(model: nn.Module, batch: torch.Tensor) -> list[list[str]]:
     return groups
 
 
-def compress_sequentially_(model: nn.Module, teacher_moments: dict[str, Moments], batches: list[torch.Tensor],
-                           chosen: dict, *, log: Callable[[str], None] = lambda _m: None) -> dict[str, float]:
+def compress_sequentially_(model: nn.Module, batches: list[torch.Tensor], chosen: dict, *, log: Callable[[str], None] = lambda _m: None) -> dict[str, float]:
     """Compress `model` in place as `chosen` ({layer: Option}) says, layer group by layer group in
     forward order, each on the inputs the already compressed layers produce, and correct each
     layer's bias; returns {layer: relative output error on those inputs}."""
@@ -132,21 +130,21 @@ def compress_sequentially_(model: nn.Module, teacher_moments: dict[str, Moments]
             original = module.weight.detach().clone()
             shared = share_weight(original, moments[name].hessian, option.density_factor, option.bits)
             share_layer_(module, shared.centroids, shared.index.view(original.shape), shared.mask.view(original.shape))
-            correct_bias_(module, original, shared.weight(original.shape), teacher_moments[name], moments[name])
+            correct_bias_(module, original, shared.weight(original.shape), moments[name])
             errors[name] = shared.error
         log(f"compressed {', '.join(group)} on the compressed model's inputs")
     return errors
 
 
 @torch.no_grad()
-def correct_bias_(module: nn.Module, original: torch.Tensor, shared: torch.Tensor, teacher: Moments,
-                  student: Moments) -> None:
-    """Move the bias by the shift of the layer's mean output (see the module doc); a layer without
-    a bias (batch norm after it) is left to batch-norm recalibration."""
+def correct_bias_(module: nn.Module, original: torch.Tensor, shared: torch.Tensor, moments: Moments) -> None:
+    """Move the bias by the shift of the layer's mean output that its compression causes on its
+    inputs, (W - W') E[x]; a layer without a bias (batch norm after it) is left to batch-norm
+    recalibration."""
     if getattr(module, "bias", None) is None:
         return
     rows = original.shape[0]
-    shift = original.reshape(rows, -1).double() @ teacher.mean - shared.reshape(rows, -1).double() @ student.mean
+    shift = (original.reshape(rows, -1).double() - shared.reshape(rows, -1).double()) @ moments.mean
     module.bias.add_(shift.to(module.bias.dtype))
 
 
@@ -184,11 +182,3 @@ def share_sequentially_(model: nn.Module, batches: list[torch.Tensor], bits: dic
             share_layer_(module, shared.centroids, shared.index.view(weight.shape), shared.mask.view(weight.shape))
             errors[name] = shared.error
     return errors
-
-
-def sequential_student(teacher: nn.Module, teacher_moments: dict, batches: list[torch.Tensor], chosen: dict,
-                       log: Callable[[str], None] = lambda _m: None) -> tuple[nn.Module, dict[str, float]]:
-    """A copy of `teacher` compressed by `compress_sequentially_`."""
-    student = copy.deepcopy(teacher)
-    return student, compress_sequentially_(student, teacher_moments, batches, chosen, log=log)
-
