@@ -41,6 +41,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--raw-dtype", choices=list(RAW_FLOAT_DTYPES), default=_DEFAULTS.raw_dtype,
                    help="how batch norm and biases are stored")
     p.add_argument("--batch-size", type=int, default=_TUNING.batch_size)
+    p.add_argument("--seed", type=int, default=_TUNING.seed,
+                   help="the order of the fine-tuning and calibration batches; with --calib-data, which images "
+                   "calibrate and which are held out (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--report-dir", default=None, help="where report.json/.txt and weights.png go (default: OUT_report/)")
     p.add_argument("--calib-data", default=None, metavar="FOLDER",
@@ -76,7 +79,7 @@ def run(args) -> int:
     if Path(args.checkpoint).suffix.lower() in (".sqz", ".onnx"):
         raise SqueezelabError(f"compress needs a .pt checkpoint written by `squeezelab train`; {args.checkpoint} is "
                               f"already an exported model ({Path(args.checkpoint).suffix.lower()})")
-    tuning = FinetuneConfig(lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size)
+    tuning = FinetuneConfig(lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, seed=args.seed)
     if args.threads is not None:
         if args.threads < 1:
             raise SqueezelabError(f"--threads must be >= 1, got {args.threads}")
@@ -112,7 +115,7 @@ def _run_calibrated(args) -> int:
         raise SqueezelabError("--calib-data and --data: pick one (--calib-data compresses without labels)")
     config = CalibConfig(target_bytes=args.target_bytes, method=args.method, calibration_images=args.calib_images,
                          held_out_images=args.held_out_images, distill_epochs=args.distill_epochs, raw_dtype=args.raw_dtype,
-                         sensitivity=args.sensitivity, sensitivity_images=args.sensitivity_images)
+                         sensitivity=args.sensitivity, sensitivity_images=args.sensitivity_images, seed=args.seed)
     log = print if not args.json and sys.stdout.isatty() else say
     report = compress_with_calibration(args.checkpoint, args.output, args.calib_data, config, report_dir=args.report_dir, log=log)
     if args.json:

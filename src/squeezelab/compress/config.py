@@ -157,6 +157,7 @@ class FinetuneConfig(JsonConfig):
     label_smoothing: float = 0.1
     calibration_batches: int = 50
     compensation_batches: int = 8
+    seed: int = 0  # the order of the fine-tuning and calibration batches
 
     def __post_init__(self):
         for label, value in (("--lr", self.lr), ("--centroid-lr", self.centroid_lr), ("--batch-size", self.batch_size),

@@ -59,20 +59,21 @@ def compress_checkpoint(
     def finetune(m, epochs):
         shared = bool(shared_layers(m))
         fine_tune(m, data, epochs, lr=tuning.centroid_lr if shared else tuning.lr, batch_size=tuning.batch_size,
-                  optimizer="sgd", weight_decay=tuning.weight_decay, label_smoothing=tuning.label_smoothing, log=log)
+                  optimizer="sgd", weight_decay=tuning.weight_decay, label_smoothing=tuning.label_smoothing,
+                  seed=tuning.seed, log=log)
 
     def accuracy(m) -> float:
         return evaluate(m, data).top1
 
     def calibrate(m) -> None:
         # shuffled: the first 50 batches of a folder in file order would hold only its first classes
-        recalibrate_batch_norm_(m, data.batches("train", tuning.batch_size, train=False, shuffle=True),
+        recalibrate_batch_norm_(m, data.batches("train", tuning.batch_size, train=False, shuffle=True, seed=tuning.seed),
                                 num_batches=tuning.calibration_batches)
 
     def inputs() -> list:
-        # shuffled, for the same reason; a new draw each round
+        # shuffled, for the same reason; the same draw for every layer and round
         found = []
-        for images, _labels in data.batches("train", tuning.batch_size, train=False, shuffle=True):
+        for images, _labels in data.batches("train", tuning.batch_size, train=False, shuffle=True, seed=tuning.seed):
             found.append(images)
             if len(found) >= tuning.compensation_batches:
                 break
