@@ -120,7 +120,8 @@ def train_final_model(data, plan, speed, log):
     log(f"training in {trainer.precision.amp} ({trainer.precision.reason})")
 
     def say(row, _val):
-        log(f"epoch {row['epoch']:>2}/{plan.train.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+        log(f"epoch {row['epoch']:>2}/{plan.train.epochs}  train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.4f}  "
             f"{row['seconds']:.0f}s  ({(time.perf_counter() - START) / 60:.1f} min)")
 
     trainer.fit(validate=False, on_epoch=say)

@@ -121,7 +121,8 @@ def main() -> None:
         plot_curve([r for r in rows if r["run"].startswith("default")], Path(args.plot))
     if args.json:
         return
-    print(f"{data}: final model's top-1 on val/, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"{data}: final model's top-1 on val/, {os.cpu_count()} cores "
+          f"(load average {os.getloadavg()[0]:.1f} at the end)")
     print(f"{'run':<12} {'seed':>4} {'start':<14} {'px':>4} {'epochs':>6} {'amp':>5} {'train s':>8} {'val top-1':>9}")
     for r in rows:
         print(f"{r['run']:<12} {r['seed']:>4} {Path(r['start']).name:<14} {r['image_size']:>4} {r['epochs']:>6} "

@@ -178,7 +178,8 @@ def measure(case: Case, rounds: int, steps: int, epoch_images: int) -> dict:
     conns, procs = {}, []
     for side in ("reference", "squeezelab"):
         conns[side], child = spawn.Pipe()
-        procs.append(spawn.Process(target=_side, args=(child, side, case.label, epoch_images)))  # not daemonic: the epoch starts data-loading workers
+        # not daemonic: the timed epoch starts data-loading workers of its own
+        procs.append(spawn.Process(target=_side, args=(child, side, case.label, epoch_images)))
         procs[-1].start()
     try:
         owner, info = {}, {}

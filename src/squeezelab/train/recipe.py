@@ -92,7 +92,8 @@ def plan(facts: DataFacts, config: TrainConfig, model=None, pretrained=None, *, 
     """
     train = resolve(config, facts.image_size, facts.train_images, pretrained)
     model_config = choose_model(facts, model, pretrained)
-    return Plan(train, model_config, augmentation(train), bool(train.whiten_stem) and pretrained is None and not resumed)
+    whiten = bool(train.whiten_stem) and pretrained is None and not resumed
+    return Plan(train, model_config, augmentation(train), whiten)
 
 
 def start_weights(weights: str | None, image_size: int, model_name: str | None = None) -> tuple[str | None, str | None]:

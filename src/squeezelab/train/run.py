@@ -174,7 +174,8 @@ def open_run(model_config, data_config: DataConfig, train_config: TrainConfig, s
     payload = {"model": plan.model.to_dict(), "classes": list(data.classes),
                "preprocessing": data.preprocessing.to_dict(), "data": data.config.to_dict(),
                "train": plan.train.to_dict(), "speed": speed.to_dict()}
-    weights_name = (pretrained.record or pretrained.spec) if pretrained else (state or {}).get("provenance", {}).get("weights")
+    recorded = (state or {}).get("provenance", {}).get("weights")
+    weights_name = (pretrained.record or pretrained.spec) if pretrained else recorded
     if weights_name:
         payload["provenance"] = {"weights": weights_name}
     run = Run(trainer, plan.model, out, payload)
@@ -203,9 +204,9 @@ def _fit(run: Run, say: Callable[[str], None], progress: bool) -> None:
     """Epochs from `run.first_epoch` to the last, each checkpointed; Ctrl-C saves interrupted.pt."""
     t = run.trainer
     show = progress and t.info.is_main
+    bar = (lambda epoch: _progress(t.batches_per_epoch, f"epoch {epoch}/{t.config.epochs}")) if show else None
     try:
-        t.fit(first=run.first_epoch, on_epoch=lambda row, val: _record(run, row, val, say),
-              progress=(lambda epoch: _progress(t.batches_per_epoch, f"epoch {epoch}/{t.config.epochs}")) if show else None)
+        t.fit(first=run.first_epoch, on_epoch=lambda row, val: _record(run, row, val, say), progress=bar)
     except KeyboardInterrupt:
         if t.info.is_main:
             epoch = run.history[-1]["epoch"] + 1 if run.history else run.first_epoch
@@ -233,7 +234,8 @@ def _record(run: Run, row: dict, val: EvalResult, say: Callable[[str], None]) ->
     checkpoint = {**run.payload, "state_dict": t.model.state_dict(), **t.state_dict(), "epoch": epoch,
                   "metrics": {**row, "top1": row["val_acc"]}, "best": run.best, "history": run.history}
     if improved:  # the optimizer state is for resuming, which reads last.pt
-        save_checkpoint(run.out / "best.pt", {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler")})
+        weights_only = {k: v for k, v in checkpoint.items() if k not in ("optimizer", "scheduler")}
+        save_checkpoint(run.out / "best.pt", weights_only)
     save_checkpoint(run.out / "last.pt", checkpoint)
     write_metrics_csv(run.out / "metrics.csv", run.history)
 
@@ -247,7 +249,8 @@ def finish(run: Run, seconds: float) -> dict:
         "final_val_loss": history[-1]["val_loss"] if history else None,
         "epochs": len(history), "seconds": round(seconds, 2),
         "checkpoint": str(out / "best.pt"), "last_checkpoint": str(out / "last.pt"), "out": str(out),
-        "start": recipe.start_name(t.config.weights), "device": str(t.device), "amp": t.precision.amp, "amp_reason": t.precision.reason,
+        "start": recipe.start_name(t.config.weights), "device": str(t.device),
+        "amp": t.precision.amp, "amp_reason": t.precision.reason,
         "world_size": t.info.world_size, "train_images": len(data.train),
         "val_images": len(data.val), "skipped_images": len(data.skipped),
         "model": run.model_config.to_dict(), "data": data.config.spec,

@@ -174,7 +174,8 @@ class Trainer:
         start = time.perf_counter()
         sums = self.train_epoch(epoch, progress)
         val = self.validate() if validate else None
-        row = {"epoch": epoch, "train_loss": sums[0].item() / sums[2].item(), "train_acc": sums[1].item() / sums[2].item(),
+        count = sums[2].item()
+        row = {"epoch": epoch, "train_loss": sums[0].item() / count, "train_acc": sums[1].item() / count,
                "val_loss": val.loss if val else None, "val_acc": val.top1 if val else None,
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
         return row, val
@@ -240,7 +241,8 @@ def fine_tune(model: nn.Module, data: Dataset, epochs: int, *, lr: float = 0.01,
 
     def say(row: dict, _val) -> None:
         if log:
-            log(f"fine-tune epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}")
+            log(f"fine-tune epoch {row['epoch']}/{epochs}  train loss {row['train_loss']:.4f}  "
+                f"val acc {row['val_acc']:.4f}")
 
     history = trainer.fit(on_epoch=say)
     trainer.model.eval()
