@@ -7,6 +7,7 @@ from pathlib import Path
 
 from squeezelab.compress.config import (METHODS, LAYER_POLICIES, RAW_FLOAT_DTYPES, SENSITIVITIES, CalibConfig,
                                         CompressConfig, FinetuneConfig)
+from squeezelab.cli.output import AMP_CHOICES, AMP_HELP
 from squeezelab.errors import SqueezelabError
 
 _DEFAULTS = CompressConfig()
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> None:
                    help="the order of the fine-tuning and calibration batches; with --calib-data, which images "
                    "calibrate and which are held out (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--amp", choices=AMP_CHOICES, default=FinetuneConfig().amp, help="the fine-tuning's " + AMP_HELP)
     p.add_argument("--report-dir", default=None, help="where report.json/.txt and weights.png go (default: OUT_report/)")
     p.add_argument("--calib-data", default=None, metavar="FOLDER",
                    help="compress without the training data: unlabelled images (any layout) decide each layer's density "
@@ -79,7 +81,8 @@ def run(args) -> int:
     if Path(args.checkpoint).suffix.lower() in (".sqz", ".onnx"):
         raise SqueezelabError(f"compress needs a .pt checkpoint written by `squeezelab train`; {args.checkpoint} is "
                               f"already an exported model ({Path(args.checkpoint).suffix.lower()})")
-    tuning = FinetuneConfig(lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, seed=args.seed)
+    tuning = FinetuneConfig(lr=args.lr, centroid_lr=args.centroid_lr, batch_size=args.batch_size, seed=args.seed,
+                            amp=args.amp)
     if args.threads is not None:
         if args.threads < 1:
             raise SqueezelabError(f"--threads must be >= 1, got {args.threads}")

@@ -158,6 +158,7 @@ class FinetuneConfig(JsonConfig):
     calibration_batches: int = 50
     compensation_batches: int = 8
     seed: int = 0  # the order of the fine-tuning and calibration batches
+    amp: str = "auto"  # the fine-tuning's precision (runtime.training_precision); accuracies are measured in fp32
 
     def __post_init__(self):
         for label, value in (("--lr", self.lr), ("--centroid-lr", self.centroid_lr), ("--batch-size", self.batch_size),

@@ -13,7 +13,7 @@ more accuracy than the pruning itself. For the file, batch norm is folded to sca
 stored, with the other unshared tensors, as float16, and the JSON header is deflated.
 
 Fine-tuning, evaluation and recalibration are passed in as functions so the pipeline works with
-any trainer; `squeezelab compress` passes `squeezelab.train.run.fine_tune`,
+any trainer; `squeezelab compress` passes `squeezelab.train.trainer.fine_tune`,
 `squeezelab.evaluate.evaluate` and `recalibrate_batch_norm_` on the training split.
 """
 

@@ -22,6 +22,18 @@ from squeezelab.report.plots import plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 
+def _shipped_model(spec):
+    """The model of a weights record that ships with squeezelab (`DC_IMAGENET1K`), where `spec`
+    names one rather than a file; None otherwise."""
+    from squeezelab.models import create_model
+    from squeezelab.models.weights import find_weights
+
+    if Path(spec).exists():
+        return None
+    record = find_weights(str(spec))
+    return None if record is None or record.packaged is None else create_model(record.model, weights=record).eval()
+
+
 def compress_checkpoint(
     checkpoint_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -45,7 +57,8 @@ def compress_checkpoint(
     from squeezelab.data.datasets import open_recorded_dataset
     from squeezelab.evaluate import evaluate
     from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
-    from squeezelab.train.run import fine_tune
+    from squeezelab.runtime import SpeedConfig
+    from squeezelab.train.trainer import fine_tune
 
     out = Path(out)
     if out.suffix != ".sqz":
@@ -60,7 +73,7 @@ def compress_checkpoint(
         shared = bool(shared_layers(m))
         fine_tune(m, data, epochs, lr=tuning.centroid_lr if shared else tuning.lr, batch_size=tuning.batch_size,
                   optimizer="sgd", weight_decay=tuning.weight_decay, label_smoothing=tuning.label_smoothing,
-                  seed=tuning.seed, log=log)
+                  seed=tuning.seed, speed=SpeedConfig(amp=tuning.amp), log=log)
 
     def accuracy(m) -> float:
         return evaluate(m, data).top1
@@ -119,7 +132,7 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
     out = Path(out)
     if out.suffix != ".sqz":
         raise SqueezelabError(f"the output {out} must end in .sqz")
-    teacher = model_from_checkpoint(load_checkpoint(checkpoint_path))
+    teacher = _shipped_model(checkpoint_path) or model_from_checkpoint(load_checkpoint(checkpoint_path))
     prep = teacher.record.preprocessing
     calib_paths, held_paths = datafree.split_images(calib_data, config.calibration_images, config.held_out_images, config.seed)
     log(f"{len(calib_paths)} calibration and {len(held_paths)} held-out images from {calib_data}")

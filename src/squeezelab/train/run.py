@@ -268,5 +268,3 @@ def _progress(total: int, desc: str):
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
-
-from squeezelab.train.trainer import fine_tune  # noqa: E402,F401 - compression imports it from here for now
