@@ -35,7 +35,7 @@ from torch.nn.utils import parametrize
 
 from squeezelab.compress.codec import sparse_entries
 from squeezelab.compress.config import DEFAULT_GAP_BITS
-from squeezelab.compress.prune import magnitude_mask, selected_layers
+from squeezelab.compress.prune import magnitude_mask, recorded_inputs, selected_layers
 from squeezelab.compress.quantize import kmeans_1d, quantize_layer_, shared_layers
 from squeezelab.errors import SqueezelabError
 
@@ -86,16 +86,7 @@ def logits(model: nn.Module, images: torch.Tensor, preprocessing, batch_size: in
 
 def layer_inputs(model: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
     """The input each conv/linear layer receives on `batch` (one forward pass with hooks)."""
-    seen, hooks = {}, []
-    for name, module in selected_layers(model).items():
-        hooks.append(module.register_forward_pre_hook(lambda _m, args, name=name: seen.__setitem__(name, args[0].detach())))
-    try:
-        with torch.no_grad():
-            model.eval()(batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return seen
+    return dict(recorded_inputs(model, batch))
 
 
 def shared_weight(weight: torch.Tensor, density_factor: float, bits: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray, int]:

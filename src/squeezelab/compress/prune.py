@@ -69,6 +69,21 @@ def selected_layers(model: nn.Module, filter: LayerFilter = conv_and_linear) -> 
     return {name: m for name, m in model.named_modules() if filter(name, m) and hasattr(m, "weight")}
 
 
+def recorded_inputs(model: nn.Module, batch: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """Each selected layer's name and the tensor it reads on `batch`, in the order the layers run
+    (one forward pass in eval mode with hooks; two layers that read one tensor get the same object)."""
+    seen: list[tuple[str, torch.Tensor]] = []
+    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: seen.append((name, args[0])))
+             for name, m in selected_layers(model).items()]
+    try:
+        with torch.no_grad():
+            model.eval()(batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
 def layers_to_compress(model: nn.Module, filter: LayerFilter, table: dict | None, verb: str, table_label: str) -> dict[str, nn.Module]:
     """The layers `filter` selects, refusing an empty selection or a per-layer table naming others."""
     layers = selected_layers(model, filter)

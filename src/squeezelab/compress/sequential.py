@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from squeezelab.compress.gptq import Moments, factor, prune_weight, share_weight
-from squeezelab.compress.prune import apply_mask_, selected_layers
+from squeezelab.compress.prune import apply_mask_, recorded_inputs, selected_layers
 from squeezelab.compress.quantize import share_layer_
 
 
@@ -96,16 +96,7 @@ def apply_shared_(model: nn.Module, chosen: dict, found: dict) -> None:
 
 def input_groups(model: nn.Module, batch: torch.Tensor) -> list[list[str]]:
     """The selected layers in forward order, those that read the same tensor grouped together."""
-    layers = selected_layers(model)
-    seen: list[tuple[str, torch.Tensor]] = []
-    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: seen.append((name, args[0])))
-             for name, m in layers.items()]
-    try:
-        with torch.no_grad():
-            model.eval()(batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    seen = recorded_inputs(model, batch)
     groups: list[list[str]] = []
     previous = None
     for name, tensor in seen:
