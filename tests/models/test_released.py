@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from squeezelab.errors import BadFileError
+from squeezelab.models.weights import WEIGHTS, packaged_file
 
 # the shared data folder beside the repository; SQUEEZELAB_SHARED_DATA points elsewhere (a worktree)
 DATA = Path(os.environ.get("SQUEEZELAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
-NET = DATA / "squeezenet-dc" / "compressed_SqueezeNet.net"
+NET = packaged_file(WEIGHTS["squeezenet1_0.DC_IMAGENET1K"])  # the release, shipped with squeezelab (SHA-256 checked)
 CIFAR = DATA / "cifar10-jpg.tar.gz"
-pytestmark = pytest.mark.skipif(not NET.is_file(), reason=f"{NET} is absent (the shared data folder beside the repo)")
 
 
 def reference_decode(data: bytes, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
