@@ -26,6 +26,7 @@ from squeezelab.export import litert as _litert  # noqa: F401  (registers .tflit
 from squeezelab.export.ncnn import load_ncnn
 from squeezelab.export.onnx import load_onnx
 from squeezelab.export.openvino import load_openvino
+from squeezelab.models.registry import model_of_weights
 from squeezelab.model_files import (MODEL_LOADERS, PREDICTOR_LOADERS, SUFFIX_ALIASES, Predictor, predictor_from_module,
                                     register_loader, register_predictor_loader)
 from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -86,18 +87,6 @@ def _existing(path: str | os.PathLike) -> Path:
 _SHIPPED = ("DC_IMAGENET1K",)  # weights records that need no file: `squeezelab predict DC_IMAGENET1K photo.jpg`
 
 
-def _weights_model(spec: str | os.PathLike) -> nn.Module | None:
-    """The model a weights record names (`DC_IMAGENET1K`, `squeezenet1_0.IMAGENET1K_V1`), where
-    `spec` is no file: its architecture with the weights' own head, classes and preprocessing."""
-    from squeezelab.models import create_model
-    from squeezelab.models.weights import find_weights
-
-    if Path(spec).exists():
-        return None
-    record = find_weights(str(spec))
-    return None if record is None else create_model(record.model, weights=record).eval()
-
-
 def _unknown(path: Path) -> SqueezelabError:
     known = sorted({*MODEL_LOADERS, *PREDICTOR_LOADERS})
     return SqueezelabError(f"{path}: unknown model file type {path.suffix!r}; expected one of {known}")
@@ -106,7 +95,7 @@ def _unknown(path: Path) -> SqueezelabError:
 def load_model(path: str | os.PathLike) -> nn.Module:
     """The torch module in `path` (.pt, .sqz), or of a weights record (`DC_IMAGENET1K`), in eval
     mode, carrying its `ModelRecord` as `.record`."""
-    if (model := _weights_model(path)) is not None:
+    if (model := model_of_weights(path)) is not None:
         return model
     path = _existing(path)
     suffix = _suffix(path)
@@ -121,7 +110,7 @@ def load_predictor(path: str | os.PathLike, *, threads: int | None = None) -> Pr
     """Any model file (.pt, .sqz, .onnx, ...) ready for inference; `threads` caps the engine's
     intra-op threads (for PyTorch: the process-wide torch setting). A weights record
     (`DC_IMAGENET1K`) opens as its PyTorch model."""
-    if (model := _weights_model(path)) is not None:
+    if (model := model_of_weights(path)) is not None:
         if threads:
             torch.set_num_threads(threads)
         return predictor_from_module(model)

@@ -22,18 +22,6 @@ from squeezelab.report.plots import plot_weight_distribution
 from squeezelab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 
-def _shipped_model(spec):
-    """The model of a weights record that ships with squeezelab (`DC_IMAGENET1K`), where `spec`
-    names one rather than a file; None otherwise."""
-    from squeezelab.models import create_model
-    from squeezelab.models.weights import find_weights
-
-    if Path(spec).exists():
-        return None
-    record = find_weights(str(spec))
-    return None if record is None or record.packaged is None else create_model(record.model, weights=record).eval()
-
-
 def compress_checkpoint(
     checkpoint_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -126,13 +114,14 @@ def compress_with_calibration(checkpoint_path: str | os.PathLike, out: str | os.
     from squeezelab.compress import datafree
     from squeezelab.compress.codec import decode, plain_state_dict
     from squeezelab.compress.pipeline import fp32_bytes
+    from squeezelab.models.registry import model_of_weights
     from squeezelab.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     start = time.perf_counter()
     out = Path(out)
     if out.suffix != ".sqz":
         raise SqueezelabError(f"the output {out} must end in .sqz")
-    teacher = _shipped_model(checkpoint_path) or model_from_checkpoint(load_checkpoint(checkpoint_path))
+    teacher = model_of_weights(checkpoint_path) or model_from_checkpoint(load_checkpoint(checkpoint_path))
     prep = teacher.record.preprocessing
     calib_paths, held_paths = datafree.split_images(calib_data, config.calibration_images, config.held_out_images, config.seed)
     log(f"{len(calib_paths)} calibration and {len(held_paths)} held-out images from {calib_data}")

@@ -123,5 +123,19 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return model
 
 
+def model_of_weights(spec) -> nn.Module | None:
+    """The eval-mode model a weights record names (`DC_IMAGENET1K`, `squeezenet1_0.IMAGENET1K_V1`)
+    where `spec` is no file: its architecture with the weights' own head, classes and
+    preprocessing. None for a file or an unknown name, so callers fall back to opening a file."""
+    from pathlib import Path
+
+    from squeezelab.models.weights import find_weights
+
+    if Path(spec).exists():
+        return None
+    record = find_weights(str(spec))
+    return None if record is None else create_model(record.model, weights=record).eval()
+
+
 def model_family(name: str) -> str:
     return get_entry(name).family
